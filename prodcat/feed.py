@@ -1,0 +1,64 @@
+"""Replay a catalogue into products.raw as affiliate-style events (what a feed would publish)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from prodcat.catalogue import add_noise, read_catalogue
+from prodcat.errors import StackError
+from prodcat.settings import Settings
+
+ID_FIELDS = ("id", "uniq_id", "product_id", "sku")
+
+
+def event_key(raw: dict) -> bytes | None:
+    """The Kafka key: the product id, so one product always lands on one partition."""
+    for name in ID_FIELDS:
+        if raw.get(name) not in (None, ""):
+            return str(raw[name]).encode()
+    return None
+
+
+def publish(settings: Settings, events: Iterable[tuple[bytes | None, bytes]],
+            on_sent: Callable[[int], None] = lambda _n: None) -> int:
+    """Send (key, value) pairs to products.raw and wait until the broker has every one."""
+    errors: list[str] = []
+
+    def delivered(err, _msg) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    producer = Producer({**settings.kafka_client_config(), "linger.ms": 20, "acks": "all",
+                         "enable.idempotence": True, "compression.type": "lz4"})
+    sent = 0
+    for key, value in events:
+        while True:
+            try:
+                producer.produce(settings.topic_raw, value=value, key=key, on_delivery=delivered)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                producer.poll(0.5)
+        producer.poll(0)
+        sent += 1
+        on_sent(1)
+    if producer.flush(60) > 0 or errors:
+        raise StackError(f"Kafka did not accept {len(errors) or 'some'} events on {settings.topic_raw} "
+                         f"at {settings.kafka_brokers}: {errors[:3]}")
+    return sent
+
+
+def catalogue_events(path: Path, preset: str = "auto", *, noise: float = 0.0, limit: int | None = None,
+                     seed: int = 0) -> Iterable[tuple[bytes | None, bytes]]:
+    """(key, JSON bytes) for each catalogue row, optionally dirtied like a real affiliate feed."""
+    rng = random.Random(seed)
+    for i, raw in enumerate(read_catalogue(path, preset)):
+        if limit is not None and i >= limit:
+            return
+        if noise > 0:
+            raw = add_noise(raw, rng, noise)
+        yield event_key(raw), json.dumps(raw, ensure_ascii=False, default=str).encode()

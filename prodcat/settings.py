@@ -1,0 +1,99 @@
+"""One settings object for every component, read from PRODCAT_* variables or a .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Built once at the edge (CLI, worker) and passed down.
+
+    Every field is read from the environment variable ``PRODCAT_<FIELD NAME>``; secrets are
+    ``SecretStr`` so they never appear in logs or reprs.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRODCAT_", env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_brokers: str = "localhost:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_partitions: int = Field(4, ge=1)
+    topic_replication: int = Field(1, ge=1)
+    topic_raw: str = "products.raw"
+    topic_categorised: str = "products.categorised"
+    topic_label_requests: str = "labelling.requests"
+    topic_labels: str = "labelling.labels"
+    topic_deadletter: str = "products.deadletter"
+    topic_model_updates: str = "models.updates"
+    consumer_group: str = "prodcat-worker"
+
+    # --- Elasticsearch -----------------------------------------------------------------------
+    es_url: str = "http://localhost:9200"
+    es_api_key: SecretStr | None = None
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_ca_certs: Path | None = None
+    es_index_products: str = "products"
+    es_index_evaluations: str = "evaluations"
+
+    # --- Redis / Milvus ----------------------------------------------------------------------
+    redis_url: str = "redis://localhost:6379/0"
+    redis_password: SecretStr | None = None
+    milvus_uri: str = ".prodcat/milvus/prodcat.db"
+    milvus_token: SecretStr | None = None
+
+    # --- worker ------------------------------------------------------------------------------
+    web_port: int = Field(6066, ge=1, le=65535)
+    web_host: str = "127.0.0.1"
+    batch_size: int = Field(256, ge=1)
+    batch_within_s: float = Field(0.5, gt=0)
+    max_field_chars: int = Field(20_000, ge=100)
+    rules_path: Path | None = None
+    taxonomy_path: Path | None = None
+
+    # --- local stack (`prodcat stack`) ------------------------------------------------------
+    state_dir: Path = Path(".prodcat")
+    stack_timeout_s: float = Field(120.0, gt=0)
+    kafka_version: str = "3.9.1"
+    es_version: str = "8.14.3"
+    es_heap: str = "1g"
+    kafka_heap: str = "512m"
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka-style (confluent-kafka) connection settings, credentials included."""
+        conf = {"bootstrap.servers": self.kafka_brokers, "security.protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username or ""
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        if self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = str(self.kafka_ssl_cafile)
+        return conf
+
+    def es_client_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for ``elasticsearch.Elasticsearch``, credentials included."""
+        kwargs: dict[str, object] = {"hosts": [self.es_url], "request_timeout": 30}
+        if self.es_api_key:
+            kwargs["api_key"] = self.es_api_key.get_secret_value()
+        elif self.es_username and self.es_password:
+            kwargs["basic_auth"] = (self.es_username, self.es_password.get_secret_value())
+        if self.es_ca_certs:
+            kwargs["ca_certs"] = str(self.es_ca_certs)
+        return kwargs
+
+    def redis_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for ``redis.Redis.from_url``."""
+        kwargs: dict[str, object] = {}
+        if self.redis_password:
+            kwargs["password"] = self.redis_password.get_secret_value()
+        return kwargs

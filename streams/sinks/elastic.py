@@ -1,0 +1,108 @@
+"""Elasticsearch sink: the `products` index, written in bulk, idempotently, newest record wins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from elasticsearch import AsyncElasticsearch, helpers
+from elasticsearch.exceptions import ApiError
+from elasticsearch.exceptions import ConnectionError as ESConnectionError
+from elasticsearch.exceptions import TransportError
+
+log = logging.getLogger(__name__)
+
+_KW = {"type": "keyword"}
+_OPAQUE = {"type": "object", "enabled": False}
+
+PRODUCTS_MAPPING = {
+    # unknown fields are stored in _source but not indexed: affiliate feeds would explode the mapping
+    "dynamic": False,
+    "properties": {
+        "id": _KW, "network": _KW, "retailer": _KW, "brand": _KW, "gender": _KW, "size": _KW,
+        "currency": _KW, "category_path": _KW, "categories": _KW, "category_names": _KW,
+        "level1": _KW, "level2": _KW, "model_version": _KW,
+        "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+        "category": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 1024}}},
+        "description": {"type": "text"},
+        "price": {"type": "float"},
+        "image_url": {"type": "keyword", "index": False},
+        "url": {"type": "keyword", "index": False},
+        "updated_at": {"type": "date"},
+        "classified_at": {"type": "date"},
+        "uncertainty": {"type": "float"},
+        "scores": _OPAQUE, "explanation": _OPAQUE, "extras": _OPAQUE,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    """One product document with its external version (records' updated_at in ms)."""
+
+    id: str
+    version: int
+    source: dict
+
+
+@dataclass
+class BulkResult:
+    written: int
+    stale: int
+    failed: dict[str, str]  # product id -> reason (mapping errors and the like: dead-letter them)
+
+
+class ElasticSink:
+    """Bulk upserts into the products index.
+
+    Idempotent: doc id = product id. Newest wins: the version is the record's updated_at with
+    ``external_gte``, so a replay rewrites the same version and an older record is refused (409).
+    Unavailable Elasticsearch: back off and retry forever, so the agent stops acking and lag grows.
+    """
+
+    def __init__(self, client: AsyncElasticsearch, index: str, max_backoff_s: float = 10.0) -> None:
+        self.client = client
+        self.index = index
+        self.max_backoff_s = max_backoff_s
+
+    async def ensure_index(self) -> None:
+        """Create the index with its mapping, or add new fields to an existing one."""
+        if await self.client.indices.exists(index=self.index):
+            await self.client.indices.put_mapping(index=self.index, **PRODUCTS_MAPPING)
+            return
+        try:
+            await self.client.indices.create(index=self.index, mappings=PRODUCTS_MAPPING,
+                                             settings={"number_of_replicas": 0})
+        except TransportError as exc:
+            if "resource_already_exists_exception" not in str(exc):  # another worker was first
+                raise
+
+    def _actions(self, docs: Sequence[Document]):
+        for doc in docs:
+            yield {"_op_type": "index", "_index": self.index, "_id": doc.id, "version": doc.version,
+                   "version_type": "external_gte", "_source": doc.source}
+
+    async def write(self, docs: Sequence[Document]) -> BulkResult:
+        """Write every document; returns only when Elasticsearch has answered for each one."""
+        delay = 0.5
+        while True:
+            try:
+                ok, errors = await helpers.async_bulk(self.client, self._actions(docs), raise_on_error=False,
+                                                      max_retries=5, initial_backoff=0.5, chunk_size=500)
+                break
+            except (ESConnectionError, TransportError, OSError, asyncio.TimeoutError, ApiError) as exc:
+                if isinstance(exc, ApiError) and exc.meta.status < 500:
+                    raise  # a request Elasticsearch will never accept: a bug, not an outage
+                log.warning("Elasticsearch bulk failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+        stale, failed = 0, {}
+        for item in errors:
+            info = next(iter(item.values()))
+            if info.get("status") == 409:
+                stale += 1
+            else:
+                failed[str(info.get("_id"))] = str(info.get("error", info))[:500]
+        return BulkResult(written=ok, stale=stale, failed=failed)

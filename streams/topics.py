@@ -1,0 +1,42 @@
+"""Create prodcat's Kafka topics with the configured partitions (idempotent)."""
+
+from __future__ import annotations
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from prodcat.errors import StackError
+from prodcat.settings import Settings
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Every topic of the architecture; models.updates is compacted (latest promoted model wins)."""
+    common = {"num_partitions": settings.topic_partitions, "replication_factor": settings.topic_replication}
+    names = [settings.topic_raw, settings.topic_categorised, settings.topic_label_requests,
+             settings.topic_labels, settings.topic_deadletter]
+    specs = [NewTopic(name, **common) for name in names]
+    specs.append(NewTopic(settings.topic_model_updates, num_partitions=1,
+                          replication_factor=settings.topic_replication,
+                          config={"cleanup.policy": "compact"}))
+    return specs
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the missing topics; returns the names created now."""
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except Exception as exc:  # noqa: BLE001 - librdkafka raises KafkaException with its own text
+        raise StackError(f"Kafka at {settings.kafka_brokers} is unreachable ({exc}); "
+                         "start it with `prodcat stack up` or set PRODCAT_KAFKA_BROKERS") from exc
+    missing = [spec for spec in topic_specs(settings) if spec.topic not in existing]
+    if not missing:
+        return []
+    created = []
+    for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
+        try:
+            future.result()
+            created.append(name)
+        except Exception as exc:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):  # a concurrent worker won the race
+                raise StackError(f"could not create topic {name}: {exc}") from exc
+    return created
