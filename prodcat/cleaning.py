@@ -8,7 +8,6 @@ raise, because a single odd field must never cost the whole product. Record-leve
 from __future__ import annotations
 
 import ast
-import html
 import json
 import math
 import re

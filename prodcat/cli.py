@@ -153,7 +153,7 @@ def rules_generate(
     paths = [r.category_path for r in (parse_record(raw) for raw in read_catalogue(catalogue, preset))
              if r.category_path]
     taxonomy = Taxonomy.from_paths(paths, max_depth=max_depth)
-    taxonomy.save(taxonomy_out)
+    taxonomy_out.write_text(taxonomy.to_json())
     ruleset = generate_rules(taxonomy)
     ruleset.save(rules_out)
     out.print(f"{len(taxonomy)} categories -> {taxonomy_out}; {len(ruleset)} rules -> {rules_out}")

@@ -19,7 +19,7 @@ def load_rule_categoriser(settings: Settings) -> tuple[RuleCategoriser, Taxonomy
     """The legacy rules (the demo's when no PRODCAT_RULES_PATH / PRODCAT_TAXONOMY_PATH is set)."""
     taxonomy_path = settings.taxonomy_path or DATA / "demo_taxonomy.json"
     rules_path = settings.rules_path or DATA / "demo_rules.yaml"
-    taxonomy = Taxonomy.load(taxonomy_path)
+    taxonomy = Taxonomy.from_json(Path(taxonomy_path).read_text())
     return RuleCategoriser(RuleSet.load(rules_path, taxonomy)), taxonomy
 
 

@@ -1,0 +1,107 @@
+"""Shared fixtures: the shared datasets folder and the real local stack (started once per session)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from prodcat.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+# the test stack lives beside any developer stack: own state folder, own ports
+TEST_STATE = ROOT / ".prodcat" / "test-stack"
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    """../shared/datasets beside the repository; tests that need it skip when it is absent."""
+    if not DATASETS.is_dir():
+        pytest.skip(f"shared datasets not found at {DATASETS}")
+    return DATASETS
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """PRODCAT_* variables that reproduce ``settings`` in a subprocess (a worker)."""
+    env = {}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"PRODCAT_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Settings:
+    """Kafka, Elasticsearch and Redis as real local processes, fresh data, stopped at the end."""
+    from prodcat.stack import Stack
+
+    for service in ("kafka", "elasticsearch", "redis"):
+        shutil.rmtree(TEST_STATE / service, ignore_errors=True)
+    settings = Settings(
+        state_dir=TEST_STATE,
+        kafka_brokers="127.0.0.1:19092",
+        es_url="http://127.0.0.1:19200",
+        redis_url="redis://127.0.0.1:16379/0",
+        milvus_uri=str(tmp_path_factory.mktemp("milvus") / "prodcat.db"),
+        web_port=16066,
+        stack_timeout_s=float(os.environ.get("PRODCAT_TEST_STACK_TIMEOUT_S", "240")),
+    )
+    services = Stack(settings)
+    try:
+        services.up()
+        yield settings
+    finally:
+        services.down()
+
+
+@pytest.fixture
+def isolated(stack: Settings) -> Settings:
+    """Settings with topics, consumer group and index of this test only, on the shared stack."""
+    tag = uuid.uuid4().hex[:8]
+    return stack.model_copy(update={
+        "topic_raw": f"{tag}.products.raw", "topic_categorised": f"{tag}.products.categorised",
+        "topic_label_requests": f"{tag}.labelling.requests", "topic_labels": f"{tag}.labelling.labels",
+        "topic_deadletter": f"{tag}.products.deadletter", "topic_model_updates": f"{tag}.models.updates",
+        "consumer_group": f"prodcat-test-{tag}", "es_index_products": f"products-{tag}",
+    })
+
+
+class WorkerProcess:
+    """A real `prodcat worker` subprocess with the given settings (so tests can SIGKILL it)."""
+
+    def __init__(self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import sys
+
+        self.log_path = log_path
+        env = {**os.environ, **settings_env(settings), **(extra_env or {})}
+        self.proc = subprocess.Popen([sys.executable, "-m", "prodcat", "worker", "--loglevel", "warning"],
+                                     env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def kill(self, sig: int = 9) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(60)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Start workers with ``workers(settings)``; every one is stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, **extra_env: str) -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log", extra_env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill(15)
