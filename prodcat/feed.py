@@ -11,16 +11,14 @@ from confluent_kafka import Producer
 
 from prodcat.catalogue import add_noise, read_catalogue
 from prodcat.errors import StackError
+from prodcat.record import canonical_field
 from prodcat.settings import Settings
-
-ID_FIELDS = ("id", "uniq_id", "product_id", "sku")
-
 
 def event_key(raw: dict) -> bytes | None:
     """The Kafka key: the product id, so one product always lands on one partition."""
-    for name in ID_FIELDS:
-        if raw.get(name) not in (None, ""):
-            return str(raw[name]).encode()
+    for name, value in raw.items():
+        if canonical_field(name) == "id" and value not in (None, ""):
+            return str(value).strip().encode()
     return None
 
 

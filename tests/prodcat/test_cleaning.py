@@ -315,7 +315,7 @@ DIRTS = {
                              lambda p: f"{int(p):,}".replace(",", ".") + ",00 €"),
     "nbsp+pipes+dollars": (lambda t: "\u00a0 " + t.replace(" ", "\u00a0") + "\t\n",
                            lambda c: _dirty_category(c, "|"), lambda p: f"${int(p):,}.00"),
-    "fullwidth+slashes+rupees": (lambda t: _fullwidth_first_word(t),
+    "fullwidth+slashes+rupees": (_fullwidth_first_word,
                                  lambda c: _dirty_category(c, " // "), lambda p: f"Rs. {int(p):,}"),
     "as-is": (lambda t: t, lambda c: c, lambda p: p),
 }
