@@ -543,6 +543,12 @@ GENERIC_NAMES: frozenset[str] = frozenset({
     "unisex", "apparel", "lifestyle", "needs", "festive needs", "others accessories", "store",
     "shop", "deals", "offers", "brands", "gift sets", "value packs", "packs",
 })
+# A style, not a kind of product: no rule for a name that is only this ("Designer" notebooks),
+# though the word still tells branches apart ("Formal Wear" vs "Ethnic Wear").
+_STYLE_WORDS = frozenset({
+    "designer", "fancy", "premium", "classic", "basic", "regular", "standard", "digital", "printed",
+    "plain", "casual", "formal", "ethnic", "traditional", "modern", "branded", "smart",
+})
 # Words that say nothing about the category on their own; left out of context words.
 _STOPWORDS = frozenset({"and", "or", "the", "of", "for", "with", "in", "on", "by", "a", "an", "to", "s"})
 # Who a product is for, not what it is: a name made only of these says nothing on its own.
@@ -580,7 +586,7 @@ def _name_pieces(name: str, generic: Collection[str], parent: str | None = None)
     out: list[str] = []
     for piece in pieces:
         words = _tokens(piece)[0]
-        if not words or len(piece) < 3 or normalise_name(piece) in generic:
+        if not words or len(piece) < 3 or normalise_name(piece) in generic or piece in _STYLE_WORDS:
             continue
         if all(w in _STOPWORDS or w in generic or w in _AUDIENCE for w in words):
             continue  # "Others", "For Boys", "Baby Girls": no product type in it
@@ -601,11 +607,13 @@ def _words_condition(pieces: Sequence[str], field: FieldName) -> Condition:
     return Condition(field=field, phrase=pieces[0])
 
 
-def _brand_like(taxonomy: Taxonomy) -> set[str]:
-    """Ids of nodes named "<brand> <parent name>" (Flipkart's "Alisha Shorts" under "Shorts").
+def _brand_like(taxonomy: Taxonomy, *, min_share: float = 0.8, min_count: int = 3) -> set[str]:
+    """Ids of nodes named "<brand> <parent name>" (Flipkart's "Nucode T-Shirts" under "T-Shirts").
 
-    The prefix counts as a brand when one of its words occurs in no other kind of category
-    name, so "Wall Clocks" under "Clocks" stays ("wall" is in "Wall Decor").
+    A node is a brand node when most of its siblings (``min_share``, at least ``min_count``)
+    are named "<something> <parent name>" too, and a word of its prefix occurs in no other kind
+    of category name: "Casual Shoes" beside "Flats" and "Heels" stays, and so does "Wall
+    Clocks" ("wall" is in "Wall Decor").
     """
     suffixed: dict[str, list[str]] = {}
     vocabulary: set[str] = set()
@@ -617,8 +625,14 @@ def _brand_like(taxonomy: Taxonomy) -> set[str]:
             suffixed[cid] = _tokens(name[: -len(parent_name)])[0]
         else:
             vocabulary.update(_tokens(name)[0])
-    return {cid for cid, prefix in suffixed.items()
-            if prefix and not all(w in vocabulary for w in prefix)}
+    brand_like: set[str] = set()
+    for cid, prefix in suffixed.items():
+        siblings = taxonomy.children(taxonomy.parent(cid) or "")
+        patterned = sum(s in suffixed for s in siblings)
+        if (patterned >= min_count and patterned >= min_share * len(siblings)
+                and not all(w in vocabulary for w in prefix)):
+            brand_like.add(cid)
+    return brand_like
 
 
 def generate_rules(
@@ -630,7 +644,7 @@ def generate_rules(
     generic: Collection[str] = GENERIC_NAMES,
     skip_brand_like: bool = True,
     support: Mapping[str, int] | None = None,
-    default_share: float = 0.75,
+    default_share: float = 0.6,
 ) -> RuleSet:
     """A starter rule set from category names: "Shorts" -> title has the word "shorts".
 
@@ -694,18 +708,20 @@ class _Generator:
                 groups[g].append((cid, piece))
                 for k in keys:
                     group_of_key.setdefault(k, g)
+        modified = self.modifiers()
         plain: dict[str, list[str]] = defaultdict(list)  # category -> pieces that label it alone
         for members in groups:
             cids = list(dict.fromkeys(cid for cid, _ in members))
+            piece = members[0][1]
             # A category named like its ancestor ("Watches > Watches") needs no disambiguation:
             # the deeper one implies the other.
             deepest = [c for c in cids if not any(d in cids for d in taxonomy.descendants(c))]
-            if len(deepest) == 1:
-                plain[deepest[0]].append(members[0][1])
+            decoys = self.decoys(piece, deepest, modified)
+            if len(deepest) == 1 and not decoys:
+                plain[deepest[0]].append(piece)
             else:
-                piece = members[0][1]
-                self.resolve(piece, deepest, None, [_words_condition([piece], self.field)],
-                             _compound_exclusions([piece], self.compounds, self.field))
+                self.resolve(piece, [*deepest, *decoys], None, [_words_condition([piece], self.field)],
+                             _compound_exclusions([piece], self.compounds, self.field), decoys)
         for cid, pieces in plain.items():
             self.add(f"{_slug(taxonomy.name(cid))}-{cid}", cid, [_words_condition(pieces, self.field)],
                      _compound_exclusions(pieces, self.compounds, self.field))
@@ -724,9 +740,45 @@ class _Generator:
         if self.taxonomy.depth(category) >= self.min_depth:
             self.rules.append(Rule(id=rule_id, category=category, all=all_, none=none))
 
+    def modifiers(self) -> dict[str, set[str]]:
+        """Word -> categories with a several-word alternative containing it ("car" in "Car Mats",
+        "containers" in "Plant Containers")."""
+        out: dict[str, set[str]] = defaultdict(set)
+        for cid in self.taxonomy.ids:
+            if cid in self.skipped:
+                continue
+            for piece in self.pieces(cid):
+                words = _tokens(piece)[1]
+                if len(words) > 1:
+                    for word in words:
+                        out[word].add(cid)
+        return out
+
+    def decoys(self, piece: str, members: Sequence[str], modified: Mapping[str, set[str]]) -> list[str]:
+        """Categories elsewhere whose names use a one-word piece inside a longer phrase.
+
+        "Cars, Trains & Bikes" (toys) must not take every title with "car": "Car Mats" and
+        "Car Chargers" compete for the word, so the toy category needs a word of its own branch
+        unless it holds most of the word's categories.
+        """
+        words = _tokens(piece)[1]
+        if len(words) != 1:
+            return []
+        taxonomy = self.taxonomy
+        related = set(members)
+        for m in members:
+            related.update(taxonomy.ancestors(m))
+            related.update(taxonomy.descendants(m))
+        found = {c for form in _number_forms(words[0]) for c in modified.get(form, ())} - related
+        return sorted((c for c in found if not any(a in found for a in taxonomy.ancestors(c))),
+                      key=taxonomy.index)
+
     def resolve(self, piece: str, members: Sequence[str], node: str | None,
-                required: list[Condition], none: list[Condition]) -> None:
-        """Rules for ``piece`` shared by ``members`` below ``node`` (``None``: above the top level)."""
+                required: list[Condition], none: list[Condition], decoys: Collection[str] = ()) -> None:
+        """Rules for ``piece`` shared by ``members`` below ``node`` (``None``: above the top level).
+
+        ``decoys`` compete for the piece (they weigh in and their words exclude) but get no rule.
+        """
         taxonomy = self.taxonomy
         if node is not None:
             self.add(f"{_slug(piece)}-{node}", node, required, none)
@@ -734,27 +786,32 @@ class _Generator:
         branches: dict[str, list[str]] = defaultdict(list)  # child of node -> members below it
         for m in members:
             branches[(*taxonomy.ancestors(m), m)[depth]].append(m)
-        heads: dict[str, str | None] = {}  # branch -> its members' common ancestor (None: one member)
-        words: dict[str, set[str]] = {}
+        piece_forms = {f for w in _tokens(piece)[1] for f in _number_forms(w)}
+        heads: dict[str, str] = {}  # branch -> its members' lowest common ancestor
+        words: dict[str, set[str]] = {}  # branch -> words naming it, from node down to its head
+        forms: dict[str, set[str]] = {}  # branch -> every form of every word anywhere in it
         for child, below in branches.items():
             head = below[0] if len(below) == 1 else _common_ancestor(taxonomy, below)
             chain = (*taxonomy.ancestors(head), head)[depth:]
-            if len(below) == 1:
+            if len(below) == 1 and below[0] not in decoys:
                 chain = chain[:-1]  # a member's own name is the piece itself
             heads[child] = head
-            words[child] = {w for c in chain for w in self.words(c)}
-        forms = {child: {f for w in ws for f in _number_forms(w)} for child, ws in words.items()}
-        weight = {child: self.weight(child, below) for child, below in branches.items()}
+            words[child] = {w for c in chain for w in self.words(c)} - piece_forms
+            inside = {c for m in below for c in (*taxonomy.ancestors(m), m)[depth:]}
+            forms[child] = {f for c in inside for w in self.words(c) for f in _number_forms(w)} - piece_forms
+        weight = {child: self.weight(below) for child, below in branches.items()}
         total = sum(weight.values())
         default = max(branches, key=lambda c: weight[c])
         if not total or weight[default] < self.default_share * total:
             default = None
         for child, below in branches.items():
+            if all(m in decoys for m in below):
+                continue
             others = set().union(*(forms[o] for o in branches if o != child))
             own = sorted(w for w in words[child] if not (_number_forms(w) & others))
             if child == default:
-                rivals = sorted(set().union(*(words[o] for o in branches if o != child))
-                                - {f for w in words[child] for f in _number_forms(w)})
+                mine = forms[child]
+                rivals = sorted({w for o in branches if o != child for w in words[o] if not (_number_forms(w) & mine)})
                 branch_required = required
                 branch_none = none + ([Condition(field=self.field, any_words=rivals)] if rivals else [])
             elif own:
@@ -766,14 +823,15 @@ class _Generator:
             if len(below) == 1:
                 self.add(f"{_slug(piece)}-{below[0]}", below[0], branch_required, branch_none)
             else:
-                self.resolve(piece, below, head, branch_required, branch_none)
+                self.resolve(piece, below, head, branch_required, branch_none, decoys)
 
-    def weight(self, branch: str, members: Sequence[str]) -> int:
-        """How likely a product of the piece is in ``branch``: its members' items with ``support``,
-        else the size of the branch's subtree (a bigger department sells more kinds of things)."""
+    def weight(self, members: Sequence[str]) -> int:
+        """How likely a title with the piece belongs to these members: their items with
+        ``support``, else how many of the piece's categories they are (a department that uses a
+        word in many of its categories owns the word)."""
         if self.support:
             return sum(self.support.get(m, 0) for m in members)
-        return 1 + len(self.taxonomy.descendants(branch))
+        return len(members)
 
     def words(self, cid: str) -> list[str]:
         """The telling words of a category's name (no generic, audience-neutral or stop words)."""

@@ -10,6 +10,7 @@ import org.elasticsearch.node.Node;
 import org.elasticsearch.node.ProdcatNode;
 import org.elasticsearch.transport.netty4.Netty4Plugin;
 
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -19,7 +20,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Runs a single-node Elasticsearch from Maven jars (no distribution, no security manager).
  * Usage: EsMain HOME HTTP_PORT TRANSPORT_PORT. HOME gets config/, data/ and logs/.
- * Logs go to HOME/logs/prodcat.log; stderr only carries fatal startup errors.
+ * Logs go to HOME/logs/prodcat.log; stdout is silent and stderr only carries a fatal startup error.
  */
 public final class EsMain {
 
@@ -42,6 +43,8 @@ public final class EsMain {
         "");
 
     public static void main(String[] args) throws Exception {
+        // ES's log setup redirects System.err into the log file; keep the real one for fatal errors.
+        PrintStream stderr = System.err;
         Path home = Path.of(args[0]).toAbsolutePath();
         Path config = Files.createDirectories(home.resolve("config"));
         Files.writeString(config.resolve("log4j2.properties"), LOG4J);
@@ -65,7 +68,15 @@ public final class EsMain {
         LogConfigurator.setNodeName("prodcat-es");
         LogConfigurator.configure(env, false);
 
-        Node node = new ProdcatNode(env, List.of(Netty4Plugin.class, RootInfoPlugin.class));
+        Node node;
+        try {
+            node = new ProdcatNode(env, List.of(Netty4Plugin.class, RootInfoPlugin.class));
+        } catch (Exception e) {
+            // e.g. the data dir is locked by another node still running on the same HOME.
+            stderr.println("elasticsearch failed to start: " + e);
+            System.exit(1);
+            return;
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         // SIGTERM/SIGINT: close the node (flushes shards, frees the ports), then stop log4j.
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -80,7 +91,13 @@ public final class EsMain {
                 stopped.countDown();
             }
         }, "prodcat-es-shutdown"));
-        node.start();
+        try {
+            node.start();
+        } catch (Exception e) {
+            // e.g. a port already in use: say so on the real stderr and exit non-zero (the hook closes the node).
+            stderr.println("elasticsearch failed to start: " + e);
+            System.exit(1);
+        }
         // ES worker threads are daemons; this non-daemon wait keeps the JVM up until a signal.
         stopped.await();
     }
