@@ -1,0 +1,7 @@
+"""Image embedding: images in, L2-normalised vectors out (see ``Embedder``)."""
+
+from embedder.backends.efficientnet_lite import EfficientNetLite0Embedder
+from embedder.backends.hub import HubEmbedder
+from embedder.base import Embedder
+
+__all__ = ["Embedder", "EfficientNetLite0Embedder", "HubEmbedder"]

@@ -680,7 +680,7 @@ class _Generator:
         self.generic = frozenset(normalise_name(g) for g in generic)
         self.skipped = _brand_like(taxonomy) if skip_brand_like else set()
         self.support, self.default_share = support, default_share
-        self.compounds = _hyphen_compounds(taxonomy)
+        self.compounds = _compounds(taxonomy)
         self.rules: list[Rule] = []
 
     def pieces(self, cid: str) -> list[str]:
@@ -721,7 +721,7 @@ class _Generator:
                 plain[deepest[0]].append(piece)
             else:
                 self.resolve(piece, [*deepest, *decoys], None, [_words_condition([piece], self.field)],
-                             _compound_exclusions([piece], self.compounds, self.field), decoys)
+                             _compound_exclusions([piece], self.compounds, self.field), decoys, set(cids))
         for cid, pieces in plain.items():
             self.add(f"{_slug(taxonomy.name(cid))}-{cid}", cid, [_words_condition(pieces, self.field)],
                      _compound_exclusions(pieces, self.compounds, self.field))
@@ -774,10 +774,12 @@ class _Generator:
                       key=taxonomy.index)
 
     def resolve(self, piece: str, members: Sequence[str], node: str | None,
-                required: list[Condition], none: list[Condition], decoys: Collection[str] = ()) -> None:
+                required: list[Condition], none: list[Condition], decoys: Collection[str] = (),
+                named: Collection[str] = ()) -> None:
         """Rules for ``piece`` shared by ``members`` below ``node`` (``None``: above the top level).
 
-        ``decoys`` compete for the piece (they weigh in and their words exclude) but get no rule.
+        ``decoys`` compete for the piece (they weigh in and their words exclude) but get no rule;
+        ``named`` are all categories with the piece in their name, members' ancestors included.
         """
         taxonomy = self.taxonomy
         if node is not None:
@@ -788,6 +790,7 @@ class _Generator:
             branches[(*taxonomy.ancestors(m), m)[depth]].append(m)
         piece_forms = {f for w in _tokens(piece)[1] for f in _number_forms(w)}
         heads: dict[str, str] = {}  # branch -> its members' lowest common ancestor
+        weight: dict[str, float] = {}
         words: dict[str, set[str]] = {}  # branch -> words naming it, from node down to its head
         forms: dict[str, set[str]] = {}  # branch -> every form of every word anywhere in it
         for child, below in branches.items():
@@ -797,9 +800,9 @@ class _Generator:
                 chain = chain[:-1]  # a member's own name is the piece itself
             heads[child] = head
             words[child] = {w for c in chain for w in self.words(c)} - piece_forms
+            weight[child] = 0.0 if self.bucket(chain, below, decoys) else self.weight(below, named, child)
             inside = {c for m in below for c in (*taxonomy.ancestors(m), m)[depth:]}
             forms[child] = {f for c in inside for w in self.words(c) for f in _number_forms(w)} - piece_forms
-        weight = {child: self.weight(below) for child, below in branches.items()}
         total = sum(weight.values())
         default = max(branches, key=lambda c: weight[c])
         if not total or weight[default] < self.default_share * total:
@@ -823,15 +826,25 @@ class _Generator:
             if len(below) == 1:
                 self.add(f"{_slug(piece)}-{below[0]}", below[0], branch_required, branch_none)
             else:
-                self.resolve(piece, below, head, branch_required, branch_none, decoys)
+                self.resolve(piece, below, head, branch_required, branch_none, decoys, named)
 
-    def weight(self, members: Sequence[str]) -> int:
-        """How likely a title with the piece belongs to these members: their items with
-        ``support``, else how many of the piece's categories they are (a department that uses a
-        word in many of its categories owns the word)."""
+    def bucket(self, chain: Sequence[str], members: Sequence[str], decoys: Collection[str]) -> bool:
+        """Whether a branch is a catch-all bucket ("Free Items > Free Gifts > Handbags"): its names
+        down to every member's parent are generic, so nothing says what the branch is about."""
+        parents = {self.taxonomy.parent(m) for m in members if m not in decoys}
+        return bool(chain) and not any(self.pieces(c) for c in chain) and all(
+            p is not None and not self.pieces(p) for p in parents)
+
+    def weight(self, members: Sequence[str], named: Collection[str], branch: str) -> float:
+        """How likely a title with the piece belongs to this branch: its members' items with
+        ``support``, else how many categories in it use the piece (a department that names many
+        of its categories with a word owns the word). Buckets weigh nothing (see :meth:`bucket`).
+        """
         if self.support:
             return sum(self.support.get(m, 0) for m in members)
-        return len(members)
+        inside = {c for m in members for c in (*self.taxonomy.ancestors(m), m)}
+        return len(members) + sum(1 for c in named if c in inside and c not in members and
+                                  branch in (*self.taxonomy.ancestors(c), c))
 
     def words(self, cid: str) -> list[str]:
         """The telling words of a category's name (no generic, audience-neutral or stop words)."""
@@ -852,24 +865,28 @@ def _common_ancestor(taxonomy: Taxonomy, cids: Sequence[str]) -> str | None:
     return common
 
 
-def _hyphen_compounds(taxonomy: Taxonomy) -> dict[str, set[str]]:
-    """Last part of each hyphenated category word -> the words: "shirts" -> {"t-shirts"}."""
+def _compounds(taxonomy: Taxonomy) -> dict[str, set[str]]:
+    """Word ending -> category words that end with it: "shirts" -> {"t-shirts", "sweat-shirts"}.
+
+    Each compound is returned split at the ending with a hyphen, so as a pattern it matches the
+    word written together, apart or hyphenated ("tshirt", "t shirt", "t-shirt").
+    """
     out: dict[str, set[str]] = defaultdict(set)
     for cid in taxonomy.ids:
-        for match in _TOKEN.finditer(_POSSESSIVE.sub("", taxonomy.name(cid).casefold())):
-            token = match.group()
-            if "-" in token:
-                last = token.rsplit("-", 1)[1]
-                for form in _number_forms(last):
-                    out[form].add(token)
+        for word in _tokens(taxonomy.name(cid))[1]:
+            for i in range(1, len(word) - 2):
+                out[word[i:]].add(f"{word[:i]}-{word[i:]}")
     return out
 
 
 def _compound_exclusions(pieces: Sequence[str], compounds: Mapping[str, set[str]],
                          field: FieldName) -> list[Condition]:
+    """A ``none`` condition that keeps a one-word piece from firing inside a longer category word:
+    "shirts" must not fire on "T-Shirt", "rings" on "Earrings", "ties" on "Panties"."""
     excluded: set[str] = set()
     for piece in pieces:
-        words = _tokens(piece)[0]
-        if len(words) == 1 and "-" not in piece:
-            excluded.update(compounds.get(words[0], ()))
+        words = _tokens(piece)[1]
+        if len(words) == 1:
+            for form in _number_forms(words[0]):
+                excluded.update(compounds.get(form, ()))
     return [Condition(field=field, any_words=sorted(excluded))] if excluded else []

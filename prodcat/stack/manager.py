@@ -51,6 +51,9 @@ class Stack:
                 on_event(f"{svc.name}: already running at {svc.address}")
                 continue
             if svc.process.pid() is None:
+                if svc.port_in_use():
+                    raise StackError(f"{svc.name}: port {svc.port} is already in use by another process; "
+                                     f"stop it or move {svc.name} with {svc.setting}")
                 svc.prepare()
                 svc.process.start()
                 on_event(f"{svc.name}: starting (log: {svc.process.log_file})")

