@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from prodcat.errors import ProdcatError
+from pydantic import ValidationError
+
+from prodcat.errors import ConfigError, ProdcatError
 from prodcat.settings import Settings
 
 app = typer.Typer(help="prodcat: streaming product categoriser.", no_args_is_help=True,
@@ -25,14 +27,18 @@ rules_app = typer.Typer(help="The legacy rule-based categoriser.", no_args_is_he
 app.add_typer(stack_app, name="stack")
 app.add_typer(rules_app, name="rules")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_FEED = Path(__file__).parent / "data" / "sample_feed.jsonl"
 
 
 def settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"PRODCAT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from None
 
 
 # --- stack -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Callable, Iterable
@@ -11,6 +12,7 @@ from confluent_kafka import Producer
 
 from prodcat.catalogue import add_noise, read_catalogue
 from prodcat.errors import StackError
+from prodcat.kafka import connect_admin
 from prodcat.record import canonical_field
 from prodcat.settings import Settings
 
@@ -31,10 +33,15 @@ def publish(settings: Settings, events: Iterable[tuple[bytes | None, bytes]],
         if err is not None:
             errors.append(str(err))
 
+    events = iter(events)
+    first = next(events, None)  # reading the catalogue first: a bad file is reported before Kafka is
+    if first is None:
+        return 0
+    connect_admin(settings)
     producer = Producer({**settings.kafka_client_config(), "linger.ms": 20, "acks": "all",
                          "enable.idempotence": True, "compression.type": "lz4"})
     sent = 0
-    for key, value in events:
+    for key, value in itertools.chain([first], events):
         while True:
             try:
                 producer.produce(settings.topic_raw, value=value, key=key, on_delivery=delivered)

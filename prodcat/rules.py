@@ -607,7 +607,7 @@ def _words_condition(pieces: Sequence[str], field: FieldName) -> Condition:
     return Condition(field=field, phrase=pieces[0])
 
 
-def _brand_like(taxonomy: Taxonomy, *, min_share: float = 0.8, min_count: int = 3) -> set[str]:
+def _brand_like(taxonomy: Taxonomy, *, min_share: float = 0.8, min_count: int = 5) -> set[str]:
     """Ids of nodes named "<brand> <parent name>" (Flipkart's "Nucode T-Shirts" under "T-Shirts").
 
     A node is a brand node when most of its siblings (``min_share``, at least ``min_count``)
@@ -681,7 +681,7 @@ class _Generator:
         self.skipped = _brand_like(taxonomy) if skip_brand_like else set()
         self.support, self.default_share = support, default_share
         self.compounds = _compounds(taxonomy)
-        self.rules: list[Rule] = []
+        self.rules: list[tuple[str, Rule]] = []  # (category id, rule)
 
     def pieces(self, cid: str) -> list[str]:
         parent = self.taxonomy.parent(cid)
@@ -725,10 +725,9 @@ class _Generator:
         for cid, pieces in plain.items():
             self.add(f"{_slug(taxonomy.name(cid))}-{cid}", cid, [_words_condition(pieces, self.field)],
                      _compound_exclusions(pieces, self.compounds, self.field))
-        order = {cid: i for i, cid in enumerate(taxonomy.ids)}
-        self.rules.sort(key=lambda r: (order[r.category], r.id))
+        self.rules.sort(key=lambda pair: (taxonomy.index(pair[0]), pair[1].id))
         unique: dict[str, Rule] = {}
-        for rule in self.rules:  # two alternatives may slug alike ("T-Shirt" / "T Shirt")
+        for _, rule in self.rules:  # two alternatives may slug alike ("T-Shirt" / "T Shirt")
             rule_id, n = rule.id, 1
             while rule_id in unique:
                 n += 1
@@ -737,8 +736,10 @@ class _Generator:
         return RuleSet(list(unique.values()), taxonomy)
 
     def add(self, rule_id: str, category: str, all_: list[Condition], none: list[Condition]) -> None:
+        # Rules name their category by path: readable, and valid for any tree with that path.
         if self.taxonomy.depth(category) >= self.min_depth:
-            self.rules.append(Rule(id=rule_id, category=category, all=all_, none=none))
+            self.rules.append((category, Rule(id=rule_id, category=self.taxonomy.path_str(category), all=all_,
+                                              none=none)))
 
     def modifiers(self) -> dict[str, set[str]]:
         """Word -> categories with a several-word alternative containing it ("car" in "Car Mats",
@@ -800,7 +801,7 @@ class _Generator:
                 chain = chain[:-1]  # a member's own name is the piece itself
             heads[child] = head
             words[child] = {w for c in chain for w in self.words(c)} - piece_forms
-            weight[child] = 0.0 if self.bucket(chain, below, decoys) else self.weight(below, named, child)
+            weight[child] = 0.0 if self.bucket(chain, below, decoys) else self.weight(below, named, child, decoys)
             inside = {c for m in below for c in (*taxonomy.ancestors(m), m)[depth:]}
             forms[child] = {f for c in inside for w in self.words(c) for f in _number_forms(w)} - piece_forms
         total = sum(weight.values())
@@ -835,16 +836,20 @@ class _Generator:
         return bool(chain) and not any(self.pieces(c) for c in chain) and all(
             p is not None and not self.pieces(p) for p in parents)
 
-    def weight(self, members: Sequence[str], named: Collection[str], branch: str) -> float:
+    def weight(self, members: Sequence[str], named: Collection[str], branch: str,
+               decoys: Collection[str]) -> float:
         """How likely a title with the piece belongs to this branch: its members' items with
-        ``support``, else how many categories in it use the piece (a department that names many
-        of its categories with a word owns the word). Buckets weigh nothing (see :meth:`bucket`).
+        ``support``; else how many categories in it use the piece (a department that names many
+        of its categories with a word owns the word), a decoy counting half (a category that
+        only uses the word inside a phrase claims the title only if the phrase's other words
+        appear). Buckets weigh nothing (see :meth:`bucket`).
         """
         if self.support:
             return sum(self.support.get(m, 0) for m in members)
-        inside = {c for m in members for c in (*self.taxonomy.ancestors(m), m)}
-        return len(members) + sum(1 for c in named if c in inside and c not in members and
-                                  branch in (*self.taxonomy.ancestors(c), c))
+        real = [m for m in members if m not in decoys]
+        inside = {c for m in real for c in self.taxonomy.ancestors(m)}
+        ancestors_named = sum(1 for c in named if c in inside and branch in (*self.taxonomy.ancestors(c), c))
+        return len(real) + 0.5 * (len(members) - len(real)) + ancestors_named
 
     def words(self, cid: str) -> list[str]:
         """The telling words of a category's name (no generic, audience-neutral or stop words)."""
@@ -865,17 +870,25 @@ def _common_ancestor(taxonomy: Taxonomy, cids: Sequence[str]) -> str | None:
     return common
 
 
+# Compounds whose ending is another product, excluded even when the tree lacks them: a tree
+# with "Shirts" but no "T-Shirts" must not call every T-shirt a shirt.
+_KNOWN_COMPOUNDS = frozenset({"tshirts", "teeshirts", "sweatshirts", "earrings", "sunglasses", "panties"})
+
+
 def _compounds(taxonomy: Taxonomy) -> dict[str, set[str]]:
     """Word ending -> category words that end with it: "shirts" -> {"t-shirts", "sweat-shirts"}.
 
-    Each compound is returned split at the ending with a hyphen, so as a pattern it matches the
-    word written together, apart or hyphenated ("tshirt", "t shirt", "t-shirt").
+    A compound whose beginning is a word or a letter is returned hyphenated at the ending, so as
+    a pattern it matches the word written together, apart or hyphenated ("tshirt", "t shirt",
+    "t-shirt").
     """
+    words = {w for cid in taxonomy.ids for w in _tokens(taxonomy.name(cid))[1]} | _KNOWN_COMPOUNDS
     out: dict[str, set[str]] = defaultdict(set)
-    for cid in taxonomy.ids:
-        for word in _tokens(taxonomy.name(cid))[1]:
-            for i in range(1, len(word) - 2):
-                out[word[i:]].add(f"{word[:i]}-{word[i:]}")
+    for word in words:
+        for i in range(1, len(word) - 2):
+            prefix, ending = word[:i], word[i:]
+            # Split only where a reader would ("t-shirts", "ear-rings"), not "swea-tshirts".
+            out[ending].add(f"{prefix}-{ending}" if len(prefix) <= 2 or prefix in words else word)
     return out
 
 

@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     es_heap: str = "1g"
     kafka_heap: str = "512m"
 
+    def to_env(self) -> dict[str, str]:
+        """PRODCAT_* variables that reproduce these settings in a child process (a worker)."""
+        env = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"PRODCAT_{name.upper()}"] = str(value)
+        return env
+
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka-style (confluent-kafka) connection settings, credentials included."""
         conf = {"bootstrap.servers": self.kafka_brokers, "security.protocol": self.kafka_security_protocol}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from prodcat.errors import StackError
+from prodcat.kafka import connect_admin
 from prodcat.settings import Settings
 
 
@@ -22,12 +23,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create the missing topics; returns the names created now."""
-    admin = AdminClient(settings.kafka_client_config())
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except Exception as exc:  # noqa: BLE001 - librdkafka raises KafkaException with its own text
-        raise StackError(f"Kafka at {settings.kafka_brokers} is unreachable ({exc}); "
-                         "start it with `prodcat stack up` or set PRODCAT_KAFKA_BROKERS") from exc
+    admin = connect_admin(settings, timeout)
+    existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [spec for spec in topic_specs(settings) if spec.topic not in existing]
     if not missing:
         return []

@@ -25,16 +25,6 @@ def datasets() -> Path:
     return DATASETS
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """PRODCAT_* variables that reproduce ``settings`` in a subprocess (a worker)."""
-    env = {}
-    for name, value in settings.model_dump(exclude_none=True).items():
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"PRODCAT_{name.upper()}"] = str(value)
-    return env
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Settings:
     """Kafka, Elasticsearch and Redis as real local processes, fresh data, stopped at the end."""
@@ -79,7 +69,7 @@ class WorkerProcess:
         import sys
 
         self.log_path = log_path
-        env = {**os.environ, **settings_env(settings), **(extra_env or {})}
+        env = {**os.environ, **settings.to_env(), **(extra_env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "prodcat", "worker", "--loglevel", "warning"],
                                      env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
 
