@@ -64,7 +64,7 @@ _KINDS = ("word", "phrase", "any_words", "regex", "equals")
 # --------------------------------------------------------------------------------------------
 
 # Possessives go before tokenising so "Men's" and "Kids'" are the words "men" and "kids".
-_POSSESSIVE = re.compile(r"['’`´]s?\b")
+_POSSESSIVE = re.compile(r"['’`´]s?(?!\w)")
 _TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _IRREGULAR_PLURALS = {
     "man": "men", "woman": "women", "child": "children", "foot": "feet", "tooth": "teeth",
@@ -334,6 +334,13 @@ class _CompiledRule:
                 and not any(holds(c) for c in self.none))
 
 
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Safe YAML without anchors: a rule file is read by people, "&id001" / "*id001" confuse them."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class RuleMatch:
     """What the rules decided for one record: labels closed under ancestors, and which rule gave which category."""
@@ -358,8 +365,8 @@ class RuleSet:
             seen.add(rule.id)
             groups = [tuple(_compile(c) for c in getattr(rule, key)) for key in ("all", "any", "none")]
             for kind, field, payload in (c for group in groups for c in group):
-                if kind == _KEYS:
-                    max_n[field] = max(max_n[field], *(k.count(" ") + 1 for k in payload))
+                if kind == _KEYS and payload:
+                    max_n[field] = max(max_n[field], max(k.count(" ") + 1 for k in payload))
             compiled.append(_CompiledRule(rule.id, self._resolve(rule), *groups))
         self._compiled = tuple(compiled)
         self._max_n = dict(max_n)
@@ -444,8 +451,7 @@ class RuleSet:
 
     def to_yaml(self) -> str:
         """The rules as YAML that :meth:`from_yaml` reads back."""
-        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-        return yaml.dump([r.to_yaml_dict() for r in self.rules], Dumper=dumper, sort_keys=False,
+        return yaml.dump([r.to_yaml_dict() for r in self.rules], Dumper=_Dumper, sort_keys=False,
                          allow_unicode=True, width=120, default_flow_style=None)
 
     def save(self, path: str | Path) -> None:
