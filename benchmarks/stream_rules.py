@@ -25,9 +25,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from elasticsearch import Elasticsearch  # noqa: E402
+from elasticsearch import ApiError, Elasticsearch  # noqa: E402
 
-from prodcat.catalogue import add_noise, read_catalogue  # noqa: E402
+from prodcat.catalogue import add_noise, read_catalogue, true_category_path  # noqa: E402
 from prodcat.feed import event_key, publish  # noqa: E402
 from prodcat.record import parse_record  # noqa: E402
 from prodcat.rules import generate_rules  # noqa: E402
@@ -38,6 +38,14 @@ from streams.topics import ensure_topics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FLIPKART = ROOT.parent / "shared" / "datasets" / "flipkart" / "products_20k_name_tree.csv"
+
+
+def indexed(es: Elasticsearch, index: str) -> int:
+    """Documents searchable now; 0 while the worker has not created the index or its shard."""
+    try:
+        return es.count(index=index)["count"]
+    except ApiError:
+        return 0
 
 
 def one_run(base: Settings, events: list, expected: int, env: dict[str, str], log: Path) -> dict:
@@ -58,8 +66,7 @@ def one_run(base: Settings, events: list, expected: int, env: dict[str, str], lo
         while True:
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited with {worker.returncode}; see {log}")
-            count = es.count(index=settings.es_index_products)["count"] if es.indices.exists(
-                index=settings.es_index_products) else 0
+            count = indexed(es, settings.es_index_products)
             samples.append((time.monotonic() - start, count))
             if count >= expected:
                 break
@@ -88,7 +95,7 @@ def main() -> None:
     settings = Settings()
     Stack(settings).up()
     records = list(read_catalogue(FLIPKART, "flipkart-names"))[: args.events]
-    taxonomy = Taxonomy.from_paths((p for p in (parse_record(r).category_path for r in records) if p), max_depth=4)
+    taxonomy = Taxonomy.from_paths(filter(None, (true_category_path(parse_record(r)) for r in records)), max_depth=4)
     tmp = Path(tempfile.mkdtemp())
     (tmp / "taxonomy.json").write_text(taxonomy.to_json())
     generate_rules(taxonomy).save(tmp / "rules.yaml")

@@ -3,5 +3,7 @@
 from embedder.backends.efficientnet_lite import EfficientNetLite0Embedder
 from embedder.backends.hub import HubEmbedder
 from embedder.base import Embedder
+from embedder.cache import VectorCache
+from embedder.fetch import FetchResult, ImageFetcher
 
-__all__ = ["Embedder", "EfficientNetLite0Embedder", "HubEmbedder"]
+__all__ = ["Embedder", "EfficientNetLite0Embedder", "FetchResult", "HubEmbedder", "ImageFetcher", "VectorCache"]

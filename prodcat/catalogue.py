@@ -22,7 +22,8 @@ from typing import Any, Literal, get_args
 
 from prodcat.cleaning import parse_price, split_category_path
 from prodcat.errors import DataError
-from prodcat.record import canonical_field
+from prodcat.record import ProductRecord, canonical_field
+from prodcat.taxonomy import normalise_name
 
 __all__ = ["Preset", "NoiseKind", "NOISE_KINDS", "read_catalogue", "detect_preset", "add_noise"]
 
@@ -295,3 +296,17 @@ def add_noise(raw: dict[str, Any], rng: random.Random, rate: float,
         if kind in kinds and rng.random() < rate:
             _NOISERS[kind](noisy, rng)
     return noisy
+
+
+def true_category_path(record: ProductRecord) -> list[str]:
+    """A catalogue record's own category path, as ground truth.
+
+    Flipkart paths often end with the product's own (maybe truncated) name, which is not a
+    category: it is dropped when it starts like the title (or the title starts like it).
+    """
+    path = list(record.category_path)
+    if path and record.title:
+        last, title = normalise_name(path[-1].rstrip(". ")), normalise_name(record.title)
+        if last and (title.startswith(last) or last.startswith(title)):
+            return path[:-1]
+    return path

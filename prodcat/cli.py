@@ -151,13 +151,12 @@ def rules_generate(
     max_depth: Annotated[int, typer.Option(min=1, help="Truncate category paths to this depth.")] = 4,
 ) -> None:
     """Derive a taxonomy and a starter rule set (category name -> title words) from a catalogue."""
-    from prodcat.catalogue import read_catalogue
+    from prodcat.catalogue import read_catalogue, true_category_path
     from prodcat.record import parse_record
     from prodcat.rules import generate_rules
     from prodcat.taxonomy import Taxonomy
 
-    paths = [r.category_path for r in (parse_record(raw) for raw in read_catalogue(catalogue, preset))
-             if r.category_path]
+    paths = list(filter(None, (true_category_path(parse_record(raw)) for raw in read_catalogue(catalogue, preset))))
     taxonomy = Taxonomy.from_paths(paths, max_depth=max_depth)
     taxonomy_out.write_text(taxonomy.to_json())
     ruleset = generate_rules(taxonomy)

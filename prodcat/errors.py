@@ -24,3 +24,7 @@ class StackError(ProdcatError):
 
 class DataError(ProdcatError):
     """An input file (catalogue, taxonomy, rules) is missing or malformed."""
+
+
+class NotFound(ProdcatError):
+    """A record asked for by id (a product, a model version) does not exist."""

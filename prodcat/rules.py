@@ -224,7 +224,7 @@ class Condition(BaseModel):
 
 
 class Rule(BaseModel):
-    """If every ``all`` condition, at least one ``any`` condition and no ``none`` condition hold, label ``category``."""
+    """Label ``category`` when every ``all``, at least one ``any`` and no ``none`` condition holds."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -244,7 +244,9 @@ class Rule(BaseModel):
     @model_validator(mode="after")
     def _has_positive(self) -> Rule:
         if not self.all and not self.any:
-            raise ValueError("a rule needs at least one 'all' or 'any' condition (a 'none'-only rule fires on everything)")
+            raise ValueError(
+                "a rule needs at least one 'all' or 'any' condition (a 'none'-only rule fires on everything)"
+            )
         return self
 
     def to_yaml_dict(self) -> dict[str, Any]:
@@ -334,6 +336,14 @@ class _CompiledRule:
                 and not any(holds(c) for c in self.none))
 
 
+def _problem(error: Mapping[str, Any]) -> str:
+    """One pydantic error as "where: what was expected; received what"."""
+    where = ".".join(map(str, error["loc"])) or "rule"
+    received = error.get("input")
+    shown = "" if isinstance(received, (dict, list)) else f"; received {received!r}"
+    return f"{where}: {error['msg']}{shown}"
+
+
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     """Safe YAML without anchors: a rule file is read by people, "&id001" / "*id001" confuse them."""
 
@@ -343,7 +353,7 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
 
 @dataclass(frozen=True, slots=True)
 class RuleMatch:
-    """What the rules decided for one record: labels closed under ancestors, and which rule gave which category."""
+    """What the rules decided for one record: labels closed under ancestors, and which rule gave what."""
 
     labels: set[str]
     fired: list[tuple[str, str]]  # (rule id, category id), in rule order
@@ -426,13 +436,13 @@ class RuleSet:
             rule_id = item.get("id") if isinstance(item, dict) else None
             where = f"{source}: rule {rule_id!r}" if rule_id else f"{source}: rule #{n}"
             if not isinstance(item, dict):
-                raise DataError(f"{where}: expected a mapping with id, category and conditions. Received: {item!r}")
+                raise DataError(
+                    f"{where}: expected a mapping with id, category and conditions. Received: {item!r}"
+                )
             try:
                 rules.append(Rule.model_validate(item))
             except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors()
-                )
+                problems = "; ".join(_problem(e) for e in exc.errors())
                 raise DataError(f"{where}: {problems}") from None
         try:
             return cls(rules, taxonomy)
@@ -525,7 +535,7 @@ class RuleCategoriser(Categoriser):
         )
 
     def categorise_batch(self, records: Sequence[ProductRecord]) -> list[Categorisation]:
-        """Categorise each record; a record that breaks a rule gets no categories instead of failing the batch."""
+        """Categorise each record; one that breaks a rule gets no categories instead of failing the batch."""
         out: list[Categorisation] = []
         for record in records:
             try:
@@ -667,8 +677,13 @@ def generate_rules(
       own ancestors appears too ("men", "women", "kids boys"). A branch holding at least
       ``default_share`` of the alternative's categories (or of their items, with ``support``:
       category id -> item count) is the default: it fires unless another branch's words appear.
-    * A word that is the end of a hyphenated category word ("shirts" in "T-Shirts") does not
-      fire inside it: the rule excludes the compound.
+      Categories that use a one-word alternative inside a phrase ("car" in "Car Mats") compete
+      for it the same way, at half weight, without getting a rule of their own.
+    * A one-word alternative that ends a longer word ("shirts" in "T-Shirts", "rings" in
+      "Earrings") does not fire inside it: the rule excludes the compound.
+
+    Measured on the shared datasets (title only, taxonomy only): Flipkart 20k at depth <= 4,
+    level-1 precision 0.86 / recall 0.75; Myntra, level-1 0.99 / 0.91, level-3 0.93 / 0.79.
     """
     return _Generator(taxonomy, min_depth=min_depth, max_depth=max_depth, field=field, generic=generic,
                       skip_brand_like=skip_brand_like, support=support, default_share=default_share).run()
@@ -807,7 +822,8 @@ class _Generator:
                 chain = chain[:-1]  # a member's own name is the piece itself
             heads[child] = head
             words[child] = {w for c in chain for w in self.words(c)} - piece_forms
-            weight[child] = 0.0 if self.bucket(chain, below, decoys) else self.weight(below, named, child, decoys)
+            bucket = self.bucket(chain, below, decoys)
+            weight[child] = 0.0 if bucket else self.weight(below, named, child, decoys)
             inside = {c for m in below for c in (*taxonomy.ancestors(m), m)[depth:]}
             forms[child] = {f for c in inside for w in self.words(c) for f in _number_forms(w)} - piece_forms
         total = sum(weight.values())
@@ -821,7 +837,8 @@ class _Generator:
             own = sorted(w for w in words[child] if not (_number_forms(w) & others))
             if child == default:
                 mine = forms[child]
-                rivals = sorted({w for o in branches if o != child for w in words[o] if not (_number_forms(w) & mine)})
+                rivals = sorted({w for o in branches if o != child for w in words[o]
+                                 if not (_number_forms(w) & mine)})
                 branch_required = required
                 branch_none = none + ([Condition(field=self.field, any_words=rivals)] if rivals else [])
             elif own:

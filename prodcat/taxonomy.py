@@ -178,7 +178,9 @@ class Taxonomy:
             raise DataError(f"taxonomy snapshot is not JSON: {exc}") from exc
         if not isinstance(data, dict) or data.get("format") != _JSON_FORMAT:
             received = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise DataError(f"Expected a taxonomy snapshot with format {_JSON_FORMAT!r}. Received: {received!r}")
+            raise DataError(
+                f"Expected a taxonomy snapshot with format {_JSON_FORMAT!r}. Received: {received!r}"
+            )
         try:
             nodes = [(str(n["id"]), tuple(n["path"])) for n in data["nodes"]]
         except (KeyError, TypeError) as exc:
@@ -376,7 +378,7 @@ class Taxonomy:
         support: Mapping[str, int] | None = None,
         min_support: int = 1,
     ) -> Taxonomy:
-        """A smaller tree: categories deeper than ``max_depth`` and those with support below ``min_support`` dropped.
+        """A smaller tree without categories deeper than ``max_depth`` or with support below ``min_support``.
 
         ``support`` maps ids to the number of items labelled with the category after ancestor
         closure (see :meth:`support`); ids missing from it count 0. When ``support`` is ``None``

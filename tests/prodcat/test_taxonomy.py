@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prodcat.catalogue import read_catalogue
-from prodcat.cleaning import split_category_path
+from prodcat.catalogue import read_catalogue, true_category_path
 from prodcat.errors import DataError
+from prodcat.record import parse_record
 from prodcat.taxonomy import Taxonomy, path_id
 
 PATHS = [
@@ -35,20 +35,10 @@ def google(datasets: Path) -> Taxonomy:
     return Taxonomy.from_google(datasets / "taxonomies" / "google_product_taxonomy.txt")
 
 
-def _without_product_name(path: list[str], name: str) -> list[str]:
-    """Flipkart paths often end with the product's own (maybe truncated) name: not a category."""
-    if path:
-        last, title = path[-1].rstrip(". ").casefold(), name.strip().casefold()
-        if last and (title.startswith(last) or last.startswith(title)):
-            return path[:-1]
-    return path
-
-
 @pytest.fixture(scope="module")
 def flipkart_paths(datasets: Path) -> list[list[str]]:
     rows = read_catalogue(datasets / "flipkart" / "products_20k_name_tree.csv", "flipkart-names")
-    return [_without_product_name(split_category_path(r["product_category_tree"]), r["product_name"])
-            for r in rows]
+    return [true_category_path(parse_record(r)) for r in rows]
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +126,7 @@ def test_order_is_depth_then_path(small: Taxonomy) -> None:
 
 
 def test_from_paths_adds_prefixes_and_truncates(small: Taxonomy) -> None:
-    assert len(small) == 11
+    assert len(small) == 10
     assert small.find(["Clothing", "Women's Clothing", "Shorts"]) is not None
     shallow = Taxonomy.from_paths(PATHS, max_depth=2)
     assert shallow.max_depth == 2
@@ -150,7 +140,8 @@ def test_from_paths_adds_prefixes_and_truncates(small: Taxonomy) -> None:
 @pytest.mark.parametrize(
     ("path", "ancestors", "children", "level1", "level2"),
     [
-        (("Clothing",), (), (("Clothing", "Men's Clothing"), ("Clothing", "Women's Clothing")), ("Clothing",), None),
+        (("Clothing",), (), (("Clothing", "Men's Clothing"), ("Clothing", "Women's Clothing")),
+         ("Clothing",), None),
         (("Clothing", "Women's Clothing", "Shorts", "Cycling Shorts"),
          (("Clothing",), ("Clothing", "Women's Clothing"), ("Clothing", "Women's Clothing", "Shorts")),
          (), ("Clothing",), ("Clothing", "Women's Clothing")),
@@ -209,10 +200,10 @@ def test_close_small(small: Taxonomy, labels, closed) -> None:
 
 
 def test_close_matrix_checks_shape_and_dtype(small: Taxonomy) -> None:
-    with pytest.raises(ValueError, match=r"shape \(n, 11\)"):
+    with pytest.raises(ValueError, match=r"shape \(n, 10\)"):
         small.close_matrix(np.zeros((2, 3), dtype=bool))
     with pytest.raises(ValueError, match="bool matrix"):
-        small.close_matrix(np.zeros((2, 11), dtype=np.int8), inplace=True)
+        small.close_matrix(np.zeros((2, 10), dtype=np.int8), inplace=True)
     y = np.zeros((1, len(small)), dtype=bool)
     y[0, small.index(small.find(("Footwear", "Sports Shoes")))] = True
     original = y.copy()

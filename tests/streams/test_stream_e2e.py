@@ -8,9 +8,9 @@ import time
 
 import pytest
 from confluent_kafka import Consumer
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 
-from prodcat.catalogue import add_noise, read_catalogue
+from prodcat.catalogue import add_noise, read_catalogue, true_category_path
 from prodcat.errors import InvalidRecord
 from prodcat.feed import event_key, publish
 from prodcat.record import parse_record
@@ -59,11 +59,13 @@ def wait_for_count(es: Elasticsearch, index: str, target: int, timeout: float, w
     while time.monotonic() < deadline:
         if worker is not None and worker.proc.poll() is not None:
             pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_tail()}")
-        if es.indices.exists(index=index):
+        try:
             es.indices.refresh(index=index)
             count = es.count(index=index)["count"]
-            if count >= target:
-                return count
+        except ApiError:  # the worker has not created the index (or its shard) yet
+            count = 0
+        if count >= target:
+            return count
         time.sleep(0.5)
     return count
 
@@ -72,7 +74,7 @@ def test_flipkart_replay_with_malformed_events_and_a_worker_crash(isolated, work
     settings = isolated.model_copy(update={"batch_size": 100})
     names = datasets / "flipkart" / "products_20k_name_tree.csv"
     taxonomy = Taxonomy.from_paths(
-        (r.category_path for r in map(parse_record, read_catalogue(names, "flipkart-names")) if r.category_path),
+        filter(None, map(true_category_path, map(parse_record, read_catalogue(names, "flipkart-names")))),
         max_depth=4)
     rules = generate_rules(taxonomy)
     (tmp_path / "taxonomy.json").write_text(taxonomy.to_json())
