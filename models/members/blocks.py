@@ -9,7 +9,23 @@ import keras
 
 from models.featuriser import InputSpec
 
-__all__ = ["concat", "embedded_categoricals", "token_embedding", "wide_vector"]
+__all__ = ["MaskedMean", "concat", "embedded_categoricals", "token_embedding", "wide_vector"]
+
+
+class MaskedMean(keras.layers.Layer):
+    """Mean of word vectors over the non-padding positions; zeros for an empty text.
+
+    Keras' masked GlobalAveragePooling1D divides by the number of words, which is 0 for an
+    empty title or description and turns the whole batch's loss into NaN.
+    """
+
+    def call(self, vectors: Any, token_ids: Any) -> Any:
+        present = keras.ops.expand_dims(keras.ops.cast(keras.ops.greater(token_ids, 0), vectors.dtype), -1)
+        total = keras.ops.sum(vectors * present, axis=1)
+        return total / keras.ops.maximum(keras.ops.sum(present, axis=1), 1.0)
+
+    def compute_output_shape(self, vectors_shape: tuple[int | None, ...], token_ids_shape: Any = None) -> tuple:
+        return (vectors_shape[0], vectors_shape[2])
 
 
 def concat(tensors: list[Any], name: str | None = None) -> Any:
