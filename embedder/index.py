@@ -22,9 +22,7 @@ MAX_LEVEL_BYTES = 1024
 MAX_VERSION_BYTES = 256
 MAX_K = 16_384  # Milvus rejects a larger top-k
 BATCH_ROWS = 1_000  # 1,000 x 1280-d float32 is ~5 MB per request, far below gRPC's 64 MB cap
-# Every read asks for Strong consistency: a search right after an upsert must see it. On a
-# server this waits for the write's timestamp; Milvus Lite applies writes synchronously anyway.
-CONSISTENCY = "Strong"
+Consistency = Literal["Strong", "Session", "Bounded"]
 # HNSW: M=16 / efConstruction=200 are Milvus' recommended defaults for ~1k-dim image vectors;
 # ef is raised to at least k at search time (Milvus requires ef >= k).
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
@@ -80,15 +78,26 @@ class ImageIndex:
     ``uri`` is a Milvus Lite file (``.../name.db``, the embedded default) or a server URI
     (``http://host:19530``). An existing collection is reused as it is; its vector size must
     equal ``dim``.
+
+    ``consistency`` is what reads wait for on a server (Milvus Lite applies every write before
+    it returns, so all levels behave alike there). "Session" (default): this process reads its
+    own writes; a read right after a write waits for it (~200 ms, the server's time-tick), other
+    reads return at once (~ms). "Strong": every read also sees every other process's writes, at
+    ~200 ms per read. "Bounded": may miss the last few seconds of writes. ``count()`` is always
+    Strong, so it is exact.
     """
 
     def __init__(self, uri: str, token: str | None = None, collection: str = "product_images",
-                 dim: int = 1280, index_type: IndexType = "auto", *, timeout_s: float = 60.0) -> None:
+                 dim: int = 1280, index_type: IndexType = "auto", *, consistency: Consistency = "Session",
+                 timeout_s: float = 60.0) -> None:
         if dim < 2 or dim > 32_768:
             raise ConfigError(f"Expected 2 <= dim <= 32768 for a FLOAT_VECTOR field. Received dim={dim}.")
         if index_type not in ("auto", "FLAT", "HNSW", "IVF_FLAT"):
             raise ConfigError(f"Expected index_type in auto, FLAT, HNSW, IVF_FLAT. Received {index_type!r}.")
+        if consistency not in ("Strong", "Session", "Bounded"):
+            raise ConfigError(f"Expected consistency in Strong, Session, Bounded. Received {consistency!r}.")
         self.uri = uri
+        self.consistency = consistency
         self.collection = collection
         self.dim = dim
         self.lite = _is_lite(uri)
@@ -141,7 +150,7 @@ class ImageIndex:
         # every search filters on level2: a scalar index turns the filter into a lookup
         params.add_index(field_name="level2", index_type=self._scalar_index_type())
         self._client.create_collection(self.collection, schema=schema, index_params=params,
-                                       consistency_level=CONSISTENCY)
+                                       consistency_level=self.consistency)
 
     def _check_dim(self) -> None:
         fields = self._client.describe_collection(self.collection)["fields"]
@@ -180,7 +189,7 @@ class ImageIndex:
 
     def flush(self, *, wait_index: bool = True, timeout_s: float = 300.0) -> None:
         """Seal buffered rows into segments and, by default, wait until the vector index covers
-        them (after a bulk load; not needed for correctness, which Strong consistency gives)."""
+        them (after a bulk load; reads see unflushed rows anyway)."""
         self._client.flush(self.collection)
         deadline = time.monotonic() + timeout_s
         while wait_index:
@@ -222,7 +231,7 @@ class ImageIndex:
     def count(self) -> int:
         """Exact number of rows (deleted and replaced rows excluded)."""
         rows = self._client.query(self.collection, filter="", output_fields=["count(*)"],
-                                  consistency_level=CONSISTENCY)
+                                  consistency_level="Strong")
         return int(rows[0]["count(*)"])
 
     def search(self, vector: Sequence[float] | np.ndarray, *, level2: str | None, k: int = 100,
@@ -239,7 +248,7 @@ class ImageIndex:
         hits = self._client.search(
             self.collection, data=[query.tolist()], limit=k, filter=" and ".join(clauses),
             output_fields=["level1", "level2"], search_params=self._search_params(k),
-            consistency_level=CONSISTENCY,
+            consistency_level=self.consistency,
         )[0]
         return [Neighbour(id=h["id"], score=float(h["distance"]), level1=h["entity"]["level1"],
                           level2=h["entity"]["level2"]) for h in hits]
@@ -271,7 +280,7 @@ class ImageIndex:
             chunk = unique[start:start + BATCH_ROWS]
             expr = f"id in [{', '.join(quote_literal(i) for i in chunk)}]"
             rows += self._client.query(self.collection, filter=expr, output_fields=fields,
-                                       consistency_level=CONSISTENCY)
+                                       consistency_level=self.consistency)
         return rows
 
     def _vector(self, vector: Sequence[float] | np.ndarray, *, what: str) -> np.ndarray:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from pydantic import BaseModel, Field
 
 from prodcat.record import ProductRecord
+from prodcat.taxonomy import Taxonomy
 
 
 class Categorisation(BaseModel):
@@ -19,13 +22,16 @@ class Categorisation(BaseModel):
         default_factory=dict, description="category id -> what drove it (rule ids, top tokens)"
     )
     uncertainty: float | None = Field(None, description="0 = certain, 1 = on the threshold")
+    disagreement: float | None = Field(None, description="0 = ensemble members agree, 1 = they split")
 
 
 class Categoriser(ABC):
     """Turns a batch of cleaned records into categorisations, one per record, in order."""
 
     version: str
+    taxonomy: Taxonomy  # the category tree its ids refer to; travels with the categoriser on a hot swap
 
     @abstractmethod
-    def categorise_batch(self, records: Sequence[ProductRecord]) -> list[Categorisation]:
-        """Categorise ``records``; never raises for a single bad record."""
+    def categorise_batch(self, records: Sequence[ProductRecord],
+                         image_vectors: Mapping[str, np.ndarray] | None = None) -> list[Categorisation]:
+        """Categorise ``records`` (with image vectors by product id where there are some)."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -516,6 +517,7 @@ class RuleCategoriser(Categoriser):
 
     def __init__(self, ruleset: RuleSet, version: str | None = None) -> None:
         self.ruleset = ruleset
+        self.taxonomy = ruleset.taxonomy
         self.version = version or f"rules-{ruleset.digest[:12]}"
 
     def categorise(self, record: ProductRecord) -> Categorisation:
@@ -534,8 +536,9 @@ class RuleCategoriser(Categoriser):
             explanation={c: explanation[c] for c in categories},
         )
 
-    def categorise_batch(self, records: Sequence[ProductRecord]) -> list[Categorisation]:
-        """Categorise each record; one that breaks a rule gets no categories instead of failing the batch."""
+    def categorise_batch(self, records: Sequence[ProductRecord],
+                         image_vectors: Mapping[str, np.ndarray] | None = None) -> list[Categorisation]:
+        """Categorise each record (rules read text only); one that breaks a rule gets no categories."""
         out: list[Categorisation] = []
         for record in records:
             try:

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     max_field_chars: int = Field(20_000, ge=100)
     rules_path: Path | None = None
     taxonomy_path: Path | None = None
+    skip_unchanged: bool = True
+    unchanged_ttl_s: int = Field(30 * 24 * 3600, ge=60)
+    model_check_interval_s: float = Field(2.0, gt=0)
+
+    # --- labelling requests (keep the queue to what people can label per day) ------------------
+    labelling_uncertainty_min: float = Field(0.6, ge=0, le=1)
+    labelling_disagreement_min: float = Field(0.3, ge=0, le=1)
+    labelling_window_s: int = Field(7 * 24 * 3600, ge=0)
+    labelling_max_per_day: int = Field(1000, ge=0)
 
     # --- local stack (`prodcat stack`) ------------------------------------------------------
     state_dir: Path = Path(".prodcat")

@@ -1,25 +1,34 @@
-"""The Faust app, top to bottom: topics, the classifier agent, and where its results go.
+"""The Faust app, top to bottom: topics, the classifier agent, the model watcher, the web pages.
 
-raw bytes -> parse/validate/clean -> categorise (off the event loop) -> Elasticsearch bulk
--> products.categorised; rejects -> products.deadletter. Events are acked (and so their
-offsets committed) only after every sink has acknowledged them: a crash replays the batch,
-and the idempotent sinks make the replay harmless.
+raw bytes -> BatchProcessor (parse, skip unchanged, images, categorise, sinks) -> ack.
+Events are acked (so their offsets committed) only after every sink acknowledged them: a
+crash replays the batch, and the idempotent sinks make the replay harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
+from aiohttp.web import Response
 from elasticsearch import AsyncElasticsearch
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
 
 from prodcat.categoriser import Categoriser
+from prodcat.kafka import connect_admin
 from prodcat.settings import Settings
-from prodcat.taxonomy import Taxonomy
-from streams.pipeline import RawEvent, categorised_message, process_batch, product_document, updated_version
-from streams.sinks.elastic import Document, ElasticSink
+from streams.dedup import UnchangedFilter
+from streams.labelling import LabellingGate, LabellingPolicy
+from streams.lag import consumer_lag
+from streams.metrics import WorkerMetrics
+from streams.model_updates import Announcement, AnnouncementReader
+from streams.pipeline import RawEvent
+from streams.processor import BatchProcessor, CategoriserSlot, ImageSink, ImageStage, Topics
+from streams.sinks.elastic import ElasticSink
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -35,7 +44,16 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     return faust.SSLCredentials(context) if context else None
 
 
-def create_app(settings: Settings, categoriser: Categoriser, taxonomy: Taxonomy) -> faust.App:
+async def _reachable(check) -> bool:
+    try:
+        return bool(await asyncio.wait_for(check, timeout=3))
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+
+
+def create_app(settings: Settings, categoriser: Categoriser, *,
+               load_model: Callable[[Announcement], Categoriser] | None = None,
+               images: ImageStage | None = None, image_sink: ImageSink | None = None) -> faust.App:
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{b.strip()}" for b in settings.kafka_brokers.split(",")],
@@ -44,48 +62,88 @@ def create_app(settings: Settings, categoriser: Categoriser, taxonomy: Taxonomy)
         web_host=settings.web_host,
         web_port=settings.web_port,
         topic_partitions=settings.topic_partitions,
-        topic_allow_declare=False,  # streams.topics.ensure_topics creates them with our configs
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
     )
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     products_raw = app.topic(settings.topic_raw, **raw)
-    products_categorised = app.topic(settings.topic_categorised, **raw)
-    deadletter = app.topic(settings.topic_deadletter, **raw)
+    outputs = {name: app.topic(name, **raw) for name in
+               (settings.topic_categorised, settings.topic_deadletter, settings.topic_label_requests)}
 
-    sink = ElasticSink(AsyncElasticsearch(**settings.es_client_kwargs()), settings.es_index_products)
-    # one thread: the categoriser holds the CPU anyway, and batches stay in order
-    cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="categorise")
+    async def publish(topic: str, key: bytes | None, value: bytes):
+        return await outputs[topic].send(key=key, value=value)
+
+    metrics = WorkerMetrics()
+    es = AsyncElasticsearch(**settings.es_client_kwargs())
+    redis = Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    elastic = ElasticSink(es, settings.es_index_products)
+    slot = CategoriserSlot(categoriser)
+    metrics.model.info({"version": categoriser.version})
+    policy = LabellingPolicy(settings.labelling_uncertainty_min, settings.labelling_disagreement_min,
+                             settings.labelling_window_s, settings.labelling_max_per_day)
+    processor = BatchProcessor(
+        slot=slot, elastic=elastic, publish=publish,
+        topics=Topics(settings.topic_categorised, settings.topic_deadletter, settings.topic_label_requests),
+        # one thread: the model holds the CPU anyway, and batches stay in order
+        cpu=ThreadPoolExecutor(max_workers=1, thread_name_prefix="categorise"),
+        metrics=metrics, max_field_chars=settings.max_field_chars,
+        unchanged=UnchangedFilter(redis, settings.unchanged_ttl_s) if settings.skip_unchanged else None,
+        images=images, image_sink=image_sink,
+        labelling=LabellingGate(redis, policy), labelling_policy=policy,
+    )
     index_ready = asyncio.Event()
 
     @app.task
     async def create_index() -> None:
-        await sink.ensure_index()
+        await elastic.ensure_index()
         index_ready.set()
 
     @app.agent(products_raw)
     async def classify(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
             await index_ready.wait()
-            batch = [RawEvent(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
-                     for e in events]
-            outcome = await asyncio.get_running_loop().run_in_executor(
-                cpu, process_batch, batch, categoriser, settings.max_field_chars)
-            version = categoriser.version
-            written = await sink.write([
-                Document(c.record.id, updated_version(c.record), product_document(c, taxonomy, version))
-                for c in outcome.classified
-            ])
-            rejected = outcome.rejected + [c.event.reject("sink", written.failed[c.record.id])
-                                           for c in outcome.classified if c.record.id in written.failed]
-            sends = [await deadletter.send(key=r.key.encode() if r.key else None, value=r.model_dump_json().encode())
-                     for r in rejected]
-            sends += [await products_categorised.send(key=c.record.id.encode(),
-                                                      value=categorised_message(c, taxonomy, version))
-                      for c in outcome.classified if c.record.id not in written.failed]
-            await asyncio.gather(*sends)  # delivered to the broker before we ack
+            metrics.events_in.labels(settings.topic_raw).inc(len(events))
+            await processor.process([RawEvent(e.value, e.key, e.message.topic, e.message.partition,
+                                              e.message.offset) for e in events])
             for event in events:
                 await stream.ack(event)
+
+    if load_model is not None:
+        # its own thread: loading a model must not stall the batches still running on the old one
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+        reader = AnnouncementReader(settings)
+
+        @app.timer(settings.model_check_interval_s)
+        async def watch_models() -> None:
+            loop = asyncio.get_running_loop()
+            news = await loop.run_in_executor(loader, reader.latest)
+            if news is not None and news.version != slot.current.version:
+                slot.swap(await loop.run_in_executor(loader, load_model, news))
+                metrics.model.info({"version": news.version})
+                app.log.info("now classifying with model %s", news.version)
+
+    @app.page("/metrics")
+    async def prometheus(_self, request):
+        rows = await asyncio.get_running_loop().run_in_executor(
+            None, consumer_lag, settings, settings.consumer_group, [settings.topic_raw])
+        for row in rows:
+            metrics.lag.labels(row.topic, str(row.partition)).set(row.lag)
+        return Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def kafka_alive() -> bool:
+        return bool(await asyncio.get_running_loop().run_in_executor(None, connect_admin, settings, 2.0))
+
+    @app.page("/health")
+    async def health(_self, request):
+        checks = {"model": slot.current.version, "elasticsearch": await _reachable(es.ping()),
+                  "redis": await _reachable(redis.ping()), "kafka": await _reachable(kafka_alive())}
+        ready = all(checks.values())
+        return _self.json({"ready": ready, **checks}, status=200 if ready else 503)
+
+    @app.on_before_shutdown.connect
+    async def close_clients(_app, **_kwargs) -> None:
+        await es.close()
+        await redis.aclose()
 
     return app

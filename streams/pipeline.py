@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+
+import numpy as np
 
 from prodcat.categoriser import Categorisation, Categoriser
 from prodcat.errors import InvalidRecord
@@ -62,20 +64,21 @@ def parse_events(events: Sequence[RawEvent], max_field_chars: int) -> tuple[list
     return good, bad
 
 
-def categorise(parsed: Sequence[tuple[RawEvent, ProductRecord]], categoriser: Categoriser) -> BatchOutcome:
+def categorise(parsed: Sequence[tuple[RawEvent, ProductRecord]], categoriser: Categoriser,
+               image_vectors: Mapping[str, np.ndarray] | None = None) -> BatchOutcome:
     """Categorise a batch; if the batch call fails, retry one by one so one bad record costs only itself."""
     outcome = BatchOutcome()
     if not parsed:
         return outcome
     records = [record for _, record in parsed]
     try:
-        results = categoriser.categorise_batch(records)
+        results = categoriser.categorise_batch(records, image_vectors)
     except Exception:  # noqa: BLE001 - isolate the culprit below
         log.exception("batch categorisation failed; retrying record by record")
         results = []
         for event, record in parsed:
             try:
-                results.extend(categoriser.categorise_batch([record]))
+                results.extend(categoriser.categorise_batch([record], image_vectors))
             except Exception as exc:  # noqa: BLE001
                 results.append(None)
                 outcome.rejected.append(event.reject("categorise", f"{type(exc).__name__}: {exc}"))

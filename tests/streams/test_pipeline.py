@@ -70,10 +70,10 @@ class Exploding(Categoriser):
     def __init__(self, inner: Categoriser) -> None:
         self.inner = inner
 
-    def categorise_batch(self, records):
+    def categorise_batch(self, records, image_vectors=None):
         if any(r.id == "bad" for r in records):
             raise ValueError("cannot categorise this one")
-        return self.inner.categorise_batch(records)
+        return self.inner.categorise_batch(records, image_vectors)
 
 
 def test_a_categoriser_failure_costs_only_the_failing_record(categoriser):
