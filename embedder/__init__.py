@@ -5,5 +5,7 @@ from embedder.backends.hub import HubEmbedder
 from embedder.base import Embedder
 from embedder.cache import VectorCache
 from embedder.fetch import FetchResult, ImageFetcher
+from embedder.index import ImageIndex, ImageVector, Neighbour
 
-__all__ = ["Embedder", "EfficientNetLite0Embedder", "FetchResult", "HubEmbedder", "ImageFetcher", "VectorCache"]
+__all__ = ["Embedder", "EfficientNetLite0Embedder", "FetchResult", "HubEmbedder", "ImageFetcher", "ImageIndex",
+           "ImageVector", "Neighbour", "VectorCache"]

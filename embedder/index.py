@@ -60,8 +60,8 @@ def quote_literal(value: str) -> str:
     """
     bad = sorted({c for c in value if ord(c) < 32 and c not in "\n\r\t"})
     if bad:
-        raise InvalidRecord(f"Expected a category without control characters. Received {value!r} "
-                            f"containing {bad!r}; clean the category before indexing.", stage="milvus")
+        raise InvalidRecord(f"Expected an id or category without control characters. Received {value!r} "
+                            f"containing {bad!r}; clean it before indexing.", stage="milvus")
     escaped = (value.replace("\\", "\\\\").replace('"', '\\"')
                .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
     return f'"{escaped}"'
@@ -101,7 +101,6 @@ class ImageIndex:
         self.collection = collection
         self.dim = dim
         self.lite = _is_lite(uri)
-        self._timeout = timeout_s
         self._closed = False
         if self.lite:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
@@ -122,11 +121,12 @@ class ImageIndex:
     def _resolve_index_type(self, index_type: IndexType) -> str:
         if index_type != "auto":
             return index_type
-        # Milvus Lite (in-process, one file) is the dev/test/small-catalogue backend: FLAT is
-        # exact, costs no build time on flush, and stays exact under a selective level-2
-        # filter, where graph indexes lose recall; Lite's per-row filter bookkeeping costs more
-        # than the distance scan anyway. A server holds the full catalogue (millions of rows):
-        # HNSW gives ~ms searches with recall@10 >= 0.95 at the price of memory and build time.
+        # Milvus Lite (in-process Python, one file) serves dev, tests and small catalogues.
+        # It offers HNSW (faiss) too, but under a selective level-2 filter faiss' HNSW drops
+        # hits (measured: 66 of k=100 in a 200-row category of 10k); FLAT is exact and, at
+        # 10k x 1280-d, as fast (Lite's per-row filter bookkeeping dominates). A server holds
+        # the full catalogue (millions of rows): HNSW gives ~5 ms searches, filtered ones
+        # complete, recall@10 = 1.0 on 5k random 128-d, at the price of memory and build time.
         return "FLAT" if self.lite else "HNSW"
 
     def _scalar_index_type(self) -> str:

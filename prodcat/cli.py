@@ -127,6 +127,21 @@ def feed(
 
 
 @app.command()
+def lag(group: Annotated[Optional[str], typer.Option(help="Consumer group (default: the worker's).")] = None) -> None:
+    """Consumer lag per partition of products.raw, from the broker: end offset minus committed offset."""
+    from streams.lag import consumer_lag
+
+    s = settings()
+    rows = consumer_lag(s, group or s.consumer_group, [s.topic_raw])
+    table = Table("topic", "partition", "end offset", "committed", "lag", title=f"group {group or s.consumer_group}")
+    for row in rows:
+        table.add_row(row.topic, str(row.partition), str(row.end_offset),
+                      "-" if row.committed is None else str(row.committed), str(row.lag))
+    table.add_row("total", "", "", "", str(sum(r.lag for r in rows)))
+    out.print(table)
+
+
+@app.command()
 def categories(top: Annotated[int, typer.Option(help="How many categories.")] = 20) -> None:
     """Category counts of the products in Elasticsearch."""
     from elasticsearch import Elasticsearch

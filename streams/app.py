@@ -13,13 +13,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
+from confluent_kafka.admin import AdminClient
 from aiohttp.web import Response
 from elasticsearch import AsyncElasticsearch
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from prodcat.categoriser import Categoriser
-from prodcat.kafka import connect_admin
 from prodcat.settings import Settings
 from streams.dedup import UnchangedFilter
 from streams.labelling import LabellingGate, LabellingPolicy
@@ -46,7 +46,7 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
 
 async def _reachable(check) -> bool:
     try:
-        return bool(await asyncio.wait_for(check, timeout=3))
+        return bool(await asyncio.wait_for(check, timeout=5))
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False
 
@@ -88,7 +88,9 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         # one thread: the model holds the CPU anyway, and batches stay in order
         cpu=ThreadPoolExecutor(max_workers=1, thread_name_prefix="categorise"),
         metrics=metrics, max_field_chars=settings.max_field_chars,
-        unchanged=UnchangedFilter(redis, settings.unchanged_ttl_s) if settings.skip_unchanged else None,
+        # per index: products written to another index (a rebuild) are not "unchanged" there
+        unchanged=UnchangedFilter(redis, settings.unchanged_ttl_s, namespace=f"prodcat:seen:{settings.es_index_products}")
+        if settings.skip_unchanged else None,
         images=images, image_sink=image_sink,
         labelling=LabellingGate(redis, policy), labelling_policy=policy,
     )
@@ -131,8 +133,10 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
             metrics.lag.labels(row.topic, str(row.partition)).set(row.lag)
         return Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})  # one connection, reused
+
     async def kafka_alive() -> bool:
-        return bool(await asyncio.get_running_loop().run_in_executor(None, connect_admin, settings, 2.0))
+        return bool(await asyncio.get_running_loop().run_in_executor(None, lambda: admin.list_topics(timeout=4)))
 
     @app.page("/health")
     async def health(_self, request):

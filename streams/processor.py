@@ -91,12 +91,15 @@ class BatchProcessor:
 
         with m.stage("parse"):
             parsed, rejected = await self._cpu(parse_events, events, self.max_field_chars)
+        # the same product twice in one batch: its last event wins, as it would in Elasticsearch
+        latest = {record.id: i for i, (_, record) in enumerate(parsed)}
+        report.skipped = len(parsed) - len(latest)
+        parsed = [parsed[i] for i in sorted(latest.values())]
         prints = [(record.id, fingerprint(record, version)) for _, record in parsed]
         if self.unchanged is not None:
             with m.stage("dedup"):
                 same = await self.unchanged.unchanged(prints)
-            report.skipped = sum(same)
-            m.skipped.inc(report.skipped)
+            report.skipped += sum(same)
             parsed = [p for p, s in zip(parsed, same, strict=True) if not s]
             prints = [p for p, s in zip(prints, same, strict=True) if not s]
 
@@ -138,6 +141,7 @@ class BatchProcessor:
             done = {c.record.id for c in ok}
             await self.unchanged.remember([p for p in prints if p[0] in done])
 
+        m.skipped.inc(report.skipped)
         for r in rejected:
             m.deadletters.labels(r.stage).inc()
         for a in admitted:

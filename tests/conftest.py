@@ -13,8 +13,10 @@ from prodcat.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
-# the test stack lives beside any developer stack: own state folder, own ports
-TEST_STATE = ROOT / ".prodcat" / "test-stack"
+# the test stack lives beside any developer stack: own state folder, own ports (a second test
+# session on the same machine can move with PRODCAT_TEST_PORT_PREFIX=2: ports 29092, 29200, 26379)
+PORT_PREFIX = os.environ.get("PRODCAT_TEST_PORT_PREFIX", "1")
+TEST_STATE = ROOT / ".prodcat" / f"test-stack-{PORT_PREFIX}"
 
 
 @pytest.fixture(scope="session")
@@ -30,23 +32,27 @@ def stack(tmp_path_factory) -> Settings:
     """Kafka, Elasticsearch and Redis as real local processes, fresh data, stopped at the end."""
     from prodcat.stack import Stack
 
-    for service in ("kafka", "elasticsearch", "redis"):
-        shutil.rmtree(TEST_STATE / service, ignore_errors=True)
     settings = Settings(
         state_dir=TEST_STATE,
-        kafka_brokers="127.0.0.1:19092",
-        es_url="http://127.0.0.1:19200",
-        redis_url="redis://127.0.0.1:16379/0",
+        kafka_brokers=f"127.0.0.1:{PORT_PREFIX}9092",
+        es_url=f"http://127.0.0.1:{PORT_PREFIX}9200",
+        redis_url=f"redis://127.0.0.1:{PORT_PREFIX}6379/0",
         milvus_uri=str(tmp_path_factory.mktemp("milvus") / "prodcat.db"),
         web_port=16066,
         stack_timeout_s=float(os.environ.get("PRODCAT_TEST_STACK_TIMEOUT_S", "240")),
     )
     services = Stack(settings)
+    # a test stack left running (another session on this machine) is reused and left alone;
+    # otherwise start from empty data and stop everything at the end
+    owned = [s.name for s in services.status() if s.pid is None]
+    for name in owned:
+        shutil.rmtree(TEST_STATE / name, ignore_errors=True)
     try:
         services.up()
         yield settings
     finally:
-        services.down()
+        if owned:
+            Stack(settings, only=owned).down()
 
 
 @pytest.fixture

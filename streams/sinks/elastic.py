@@ -75,8 +75,8 @@ class ElasticSink:
         try:
             await self.client.indices.create(index=self.index, mappings=PRODUCTS_MAPPING,
                                              settings={"number_of_replicas": 0})
-        except TransportError as exc:
-            if "resource_already_exists_exception" not in str(exc):  # another worker was first
+        except ApiError as exc:
+            if exc.error != "resource_already_exists_exception":  # else another worker was first
                 raise
 
     def _actions(self, docs: Sequence[Document]):

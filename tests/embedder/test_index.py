@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from embedder.index import ImageIndex, ImageVector, quote_literal
 from prodcat.errors import ConfigError, InvalidRecord, NotFound
 
+ROOT = Path(__file__).resolve().parents[2]
 DIM = 64
 SHOES, BAGS, WOMEN = "Shoes", "Bags", "Women's Clothing"
 TRICKY = ["Women's Clothing", 'TVs 55" & up', "Tools \\ Hardware", 'Men\'s "Big & Tall" \\ Suits', "Café Crème"]
@@ -161,7 +163,7 @@ def test_reopen_sees_the_data(open_index, catalogue):
               "ix = ImageIndex(sys.argv[1], collection=sys.argv[2], dim=int(sys.argv[3])); "
               "print(ix.count(), ix.similar('shoe-0', k=1)[0].id); ix.close()")
     out = subprocess.run([sys.executable, "-c", script, index.uri, index.collection, str(DIM)],
-                         capture_output=True, text=True, timeout=120, cwd=str(_repo_root()))
+                         capture_output=True, text=True, timeout=120, cwd=str(ROOT))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == [str(len(catalogue) - 1), "shoe-0-dup"]
     reopened = open_index()
@@ -181,9 +183,3 @@ def test_recall_at_10_against_exact_cosine(open_index):
     found = [{h.id for h in index.search(q, level2="all", k=10)} for q in probe]
     recall = np.mean([len(f & {f"v{i}" for i in row}) / 10 for f, row in zip(found, exact)])
     assert recall >= 0.95, f"recall@10 = {recall:.3f} with {index.index_type}"
-
-
-def _repo_root():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2]

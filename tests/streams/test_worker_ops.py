@@ -1,0 +1,177 @@
+"""Operating the worker on the real stack: skip unchanged, hot swap, lag, outages, two workers."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from elasticsearch import ApiError, Elasticsearch
+
+from prodcat.feed import publish
+from prodcat.stack import Stack
+from streams.lag import consumer_lag
+from streams.model_updates import Announcement, announce
+from streams.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+DATA = Path(__file__).resolve().parents[2] / "prodcat" / "data"
+
+
+def product(i: int, title: str = "Men's Slim Fit Casual Shirt") -> tuple[bytes, bytes]:
+    return f"p{i}".encode(), json.dumps({"id": f"p{i}", "title": f"{title} {i}",
+                                         "category": "Clothing > Men's Clothing > Shirts"}).encode()
+
+
+def es_ids(es: Elasticsearch, index: str) -> dict[str, dict]:
+    try:
+        es.indices.refresh(index=index)
+        hits = es.search(index=index, size=10000, query={"match_all": {}})["hits"]["hits"]
+    except ApiError:
+        return {}
+    return {h["_id"]: h["_source"] for h in hits}
+
+
+def wait_until(predicate, timeout: float, what: str, worker=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker is not None and worker.proc.poll() is not None:
+            pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_tail()}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}" + (f"\n{worker.log_tail()}" if worker else ""))
+
+
+def scrape(port: int) -> dict[tuple[str, str], float]:
+    """Prometheus text -> {(metric name, labels text): value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            name, _, labels = name_labels.partition("{")
+            out[(name, labels.rstrip("}"))] = float(value)
+    return out
+
+
+def health(port: int) -> dict:
+    """/health's verdict: 200 when ready, 503 (with the same JSON) when not."""
+    try:
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30).read())
+    except urllib.error.HTTPError as err:
+        assert err.code == 503
+        return json.loads(err.read())
+
+
+def categorised_versions(settings) -> list[tuple[str, str]]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"read-{time.time()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([settings.topic_categorised])
+    out, idle = [], time.monotonic()
+    while time.monotonic() - idle < 4:
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            value = json.loads(msg.value())
+            out.append((value["id"], value["model_version"]))
+            idle = time.monotonic()
+    consumer.close()
+    return out
+
+
+def test_an_unchanged_product_is_classified_once(isolated, workers):
+    ensure_topics(isolated)
+    worker = workers(isolated)
+    es = Elasticsearch(**isolated.es_client_kwargs())
+    publish(isolated, [product(1), product(1), product(2)])
+    wait_until(lambda: len(es_ids(es, isolated.es_index_products)) == 2, 120, "2 products", worker)
+    publish(isolated, [product(1)])  # later, in another batch: still unchanged
+    publish(isolated, [product(2, title="Women's Floral Wrap Dress")])  # changed: classified again
+    wait_until(lambda: len([i for i, _ in categorised_versions(isolated) if i == "p2"]) == 2, 60,
+               "the changed product", worker)
+    ids = [i for i, _ in categorised_versions(isolated)]
+    assert ids.count("p1") == 1, "sent three times unchanged, classified once"
+    assert "Dress" in es_ids(es, isolated.es_index_products)["p2"]["title"]
+
+
+def test_a_promoted_model_is_used_mid_stream_without_skipping(isolated, workers, tmp_path):
+    ensure_topics(isolated)
+    worker = workers(isolated, PRODCAT_MODEL_CHECK_INTERVAL_S="0.5")
+    es = Elasticsearch(**isolated.es_client_kwargs())
+    publish(isolated, [product(i) for i in range(300)])
+    wait_until(lambda: len(es_ids(es, isolated.es_index_products)) == 300, 120, "first 300", worker)
+    old = {doc["model_version"] for doc in es_ids(es, isolated.es_index_products).values()}
+
+    promoted = tmp_path / "rules-v2"
+    promoted.mkdir()
+    (promoted / "rules.yaml").write_text((DATA / "demo_rules.yaml").read_text())
+    (promoted / "taxonomy.json").write_text((DATA / "demo_taxonomy.json").read_text())
+    announce(isolated, Announcement(version="rules-v2", location=str(promoted), kind="rules"))
+    time.sleep(3)
+    publish(isolated, [product(i) for i in range(300, 600)])
+    docs = wait_until(lambda: (d := es_ids(es, isolated.es_index_products)) and len(d) == 600 and d, 120,
+                      "all 600", worker)
+    assert len(old) == 1 and "rules-v2" not in old
+    assert {docs[f"p{i}"]["model_version"] for i in range(300, 600)} == {"rules-v2"}
+    assert {docs[f"p{i}"]["model_version"] for i in range(300)} == old, "nothing re-written"
+
+
+def test_elasticsearch_outage_loses_nothing_and_lag_metric_matches_broker(isolated, workers):
+    ensure_topics(isolated)
+    port = 16166
+    settings = isolated.model_copy(update={"web_port": port})
+    worker = workers(settings)
+    es = Elasticsearch(**settings.es_client_kwargs())
+    publish(settings, [product(i) for i in range(200)])
+    wait_until(lambda: len(es_ids(es, settings.es_index_products)) == 200, 120, "first 200", worker)
+
+    elastic = Stack(settings, only=["elasticsearch"])
+    elastic.down()
+    try:
+        t0 = time.monotonic()
+        publish(settings, [product(i) for i in range(200, 700)])
+        time.sleep(5)
+        # lag stands still while the worker retries: /metrics and the broker must agree exactly
+        metrics = scrape(port)
+        broker = consumer_lag(settings, settings.consumer_group, [settings.topic_raw])
+        assert sum(r.lag for r in broker) > 0
+        for row in broker:
+            assert metrics[("prodcat_consumer_lag", f'partition="{row.partition}",topic="{row.topic}"')] == row.lag
+        assert health(port) == {"ready": False, "elasticsearch": False, "kafka": True, "redis": True,
+                                "model": health(port)["model"]}
+        time.sleep(max(0.0, 20 - (time.monotonic() - t0)))
+        assert worker.proc.poll() is None, "the worker survives the outage"
+    finally:
+        elastic.up()
+    docs = wait_until(lambda: (d := es_ids(es, settings.es_index_products)) and len(d) == 700 and d, 180,
+                      "all 700 after the outage", worker)
+    assert set(docs) == {f"p{i}" for i in range(700)}
+    wait_until(lambda: sum(r.lag for r in consumer_lag(settings, settings.consumer_group,
+                                                         [settings.topic_raw])) == 0, 60, "lag drained")
+    wait_until(lambda: health(port)["ready"], 60, "the worker to report ready again", worker)
+
+
+def test_two_workers_share_the_partitions(isolated, workers):
+    ensure_topics(isolated)
+    ports = (16266, 16267)
+    started = [workers(isolated.model_copy(update={"web_port": p})) for p in ports]
+    es = Elasticsearch(**isolated.es_client_kwargs())
+    admin = AdminClient(isolated.kafka_client_config())
+
+    def members() -> int:
+        group = admin.describe_consumer_groups([isolated.consumer_group])[isolated.consumer_group].result()
+        return len(group.members) if str(group.state).endswith("STABLE") else 0
+
+    wait_until(lambda: members() == 2, 120, "both workers in the group", started[0])
+    publish(isolated, [product(i) for i in range(2000)])
+    wait_until(lambda: len(es_ids(es, isolated.es_index_products)) == 2000, 180, "2000 products", started[0])
+    consumed = [scrape(p)[("prodcat_events_in_total", f'topic="{isolated.topic_raw}"')] for p in ports]
+    assert all(c > 0 for c in consumed), consumed
+    assert sum(consumed) == 2000, "each event consumed by exactly one worker"
