@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     unchanged_ttl_s: int = Field(30 * 24 * 3600, ge=60)
     model_check_interval_s: float = Field(2.0, gt=0)
 
+    # --- images (fetched from untrusted feeds: private addresses and local files are refused) ---
+    embed_images: bool = True
+    embedder_handle: str | None = Field(None, description="a TF-Hub handle/URL/SavedModel dir; default EfficientNet-Lite0")
+    image_size: int = Field(224, ge=32, le=1024)
+    image_fetch_concurrency: int = Field(8, ge=1)
+    image_allow_private: bool = False
+    image_allow_local_files: bool = False
+
     # --- labelling requests (keep the queue to what people can label per day) ------------------
     labelling_uncertainty_min: float = Field(0.6, ge=0, le=1)
     labelling_disagreement_min: float = Field(0.3, ge=0, le=1)

@@ -142,6 +142,8 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     async def health(_self, request):
         checks = {"model": slot.current.version, "elasticsearch": await _reachable(es.ping()),
                   "redis": await _reachable(redis.ping()), "kafka": await _reachable(kafka_alive())}
+        if image_sink is not None:
+            checks["milvus"] = await _reachable(image_sink.ping())
         ready = all(checks.values())
         return _self.json({"ready": ready, **checks}, status=200 if ready else 503)
 

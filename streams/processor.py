@@ -38,6 +38,8 @@ class ImageSink(Protocol):
 
     async def write(self, items: Sequence[tuple[Classified, np.ndarray]], taxonomy: Taxonomy, version: str) -> None: ...
 
+    async def ping(self) -> bool: ...
+
 
 class CategoriserSlot:
     """The categoriser in use. A promoted model replaces it between batches (hot swap)."""

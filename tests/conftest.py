@@ -56,10 +56,15 @@ def stack(tmp_path_factory) -> Settings:
 
 
 @pytest.fixture
-def isolated(stack: Settings) -> Settings:
-    """Settings with topics, consumer group and index of this test only, on the shared stack."""
+def isolated(stack: Settings, tmp_path) -> Settings:
+    """Settings with topics, group, index and Milvus file of this test only, on the shared stack.
+
+    Images are off (the text-only tests do not need TensorFlow in every worker); tests of the
+    image path turn them on.
+    """
     tag = uuid.uuid4().hex[:8]
     return stack.model_copy(update={
+        "milvus_uri": str(tmp_path / "milvus" / "prodcat.db"), "embed_images": False,
         "topic_raw": f"{tag}.products.raw", "topic_categorised": f"{tag}.products.categorised",
         "topic_label_requests": f"{tag}.labelling.requests", "topic_labels": f"{tag}.labelling.labels",
         "topic_deadletter": f"{tag}.products.deadletter", "topic_model_updates": f"{tag}.models.updates",

@@ -1,0 +1,101 @@
+"""The stream's image stage: fetch (bounded), reuse cached vectors, embed the rest off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+
+import numpy as np
+
+from embedder.base import Embedder
+from embedder.cache import VectorCache
+from embedder.fetch import ImageFetcher
+from embedder.index import ImageIndex, ImageVector
+from prodcat.record import ProductRecord
+from prodcat.taxonomy import Taxonomy
+from streams.pipeline import Classified
+
+log = logging.getLogger(__name__)
+
+
+class ImagePipeline:
+    """Vectors for a batch of products: URL cache -> download -> content-hash cache -> embed.
+
+    A product whose image cannot be fetched simply has no vector: it is still classified on text.
+    """
+
+    def __init__(self, fetcher: ImageFetcher, embedder: Embedder, cpu: Executor, *,
+                 cache: VectorCache | None = None, concurrency: int = 8) -> None:
+        self.fetcher, self.embedder, self.cpu, self.cache, self.concurrency = fetcher, embedder, cpu, cache, concurrency
+
+    async def vectors(self, records: Sequence[ProductRecord]) -> dict[str, np.ndarray]:
+        loop = asyncio.get_running_loop()
+        version = self.embedder.version
+        wanted = {r.id: r.image_url for r in records if r.image_url}
+        found: dict[str, np.ndarray] = {}
+        if self.cache is not None and wanted:
+            urls = list(wanted.items())
+            hits = await loop.run_in_executor(None, self.cache.get_many_by_url, [u for _, u in urls], version)
+            found = {pid: vec for (pid, _), vec in zip(urls, hits, strict=True) if vec is not None}
+        todo = [(pid, url) for pid, url in wanted.items() if pid not in found]
+        fetched = await self.fetcher.fetch_many([url for _, url in todo], concurrency=self.concurrency)
+        images, keys = [], []
+        for (pid, url), result in zip(todo, fetched, strict=True):
+            if not result.ok:
+                log.info("no image vector for %s: %s", pid, result.reason)
+                continue
+            images.append(result.image)
+            keys.append((pid, url, result.content_hash))
+        if self.cache is not None and keys:
+            hits = await loop.run_in_executor(None, self.cache.get_many, [h for _, _, h in keys], version)
+            for (pid, _, _), vec in zip(keys, hits, strict=True):
+                if vec is not None:
+                    found[pid] = vec
+            images = [img for img, (pid, _, _) in zip(images, keys, strict=True) if pid not in found]
+            keys = [k for k in keys if k[0] not in found]
+        if images:
+            vectors = await loop.run_in_executor(self.cpu, self.embedder.embed, images)
+            found.update({pid: vec for (pid, _, _), vec in zip(keys, vectors, strict=True)})
+            if self.cache is not None:
+                await loop.run_in_executor(None, self.cache.put_many, [h for _, _, h in keys], vectors, version,
+                                           [url for _, url, _ in keys])
+        return found
+
+
+def level_categories(item: Classified, taxonomy: Taxonomy) -> tuple[str, str]:
+    """The product's best-scoring level-2 category and its parent ("" where it has none)."""
+    scores = item.result.scores
+
+    def best(level: int) -> str:
+        ids = [c for c in item.result.categories if taxonomy.depth(c) == level]
+        return max(ids, key=lambda c: (scores.get(c, 0.0), c)) if ids else ""
+
+    level2 = best(2)
+    return (taxonomy.parent(level2) or "", level2) if level2 else (best(1), "")
+
+
+class MilvusSink:
+    """Upserts image vectors (primary key = product id: idempotent); retries through outages."""
+
+    def __init__(self, index: ImageIndex, io: Executor, max_backoff_s: float = 10.0) -> None:
+        self.index, self.io, self.max_backoff_s = index, io, max_backoff_s
+
+    async def ping(self) -> bool:
+        await asyncio.get_running_loop().run_in_executor(self.io, self.index.count)
+        return True
+
+    async def write(self, items: Sequence[tuple[Classified, np.ndarray]], taxonomy: Taxonomy, version: str) -> None:
+        if not items:
+            return
+        rows = [ImageVector(c.record.id, vec, *level_categories(c, taxonomy), version) for c, vec in items]
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.io, self.index.upsert, rows)
+                return
+            except Exception as exc:  # noqa: BLE001 - pymilvus raises many kinds; all mean "not written yet"
+                log.warning("Milvus upsert failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.max_backoff_s)
