@@ -1,0 +1,994 @@
+"""Visual similarity of product photos: embedding speed, Milvus insert/search, and quality.
+
+    .venv/bin/python benchmarks/similarity.py [--limit N] [--image-size 224] [--repeat 3] [--no-server]
+
+Embeds the shared Myntra (10,000 photos) and Flipkart (1,047 photos) image sets with
+EfficientNet-Lite0, stores the vectors in Milvus Lite (FLAT) and, when the PyPI ``milvus``
+package is installed, in a real Milvus standalone server (HNSW), and measures:
+
+- embedding throughput at batch 32 and single-image latency, split into decode / preprocess / model;
+- insert throughput and search latency (k=100, with and without the level-2 filter);
+- precision@10 of the same leaf / level-2 category (leave-one-out), within level 2 and globally,
+  against a random baseline (its exact expected value) and an RGB colour-histogram baseline;
+- recall@10 of the Milvus results against exact numpy cosine search.
+
+Writes benchmarks/results/similarity.md, similarity_contact_sheet.png and similarity_per_type.png.
+The datasets are read from ../shared/datasets (``--datasets``); the script stops with a message
+if they are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from pymilvus import MilvusClient  # noqa: E402
+
+from embedder import EfficientNetLite0Embedder, ImageFetcher, ImageIndex, ImageVector  # noqa: E402
+from embedder.index import HNSW_MIN_EF, quote_literal  # noqa: E402
+from prodcat.catalogue import read_catalogue, true_category_path  # noqa: E402
+from prodcat.errors import StackError  # noqa: E402
+from prodcat.record import parse_record  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets"
+K_QUALITY = 10  # precision@10 / recall@10
+K_SERVE = 100  # the product's "k=100 most similar"
+BATCH = 32
+TIMING_SUBSET = 1024
+LATENCY_CALLS = 60
+SEARCH_CALLS = 200
+SEED = 7
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """One image catalogue: ids, three category levels (as path keys) and decoded images."""
+
+    name: str
+    leaf_name: str  # what level 3 is called in this dataset ("articleType", "level3")
+    level2_name: str
+    ids: list[str]
+    level1: list[str]
+    level2: list[str]  # "A > B": unique even where a level-2 name repeats under two roots
+    level3: list[str]  # "A > B > C" (a path of depth 2 is its own leaf)
+    urls: list[str]
+    images: list[Image.Image] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    decode_s: float = 0.0
+    failed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_dataset(csv_path: Path, preset: str, name: str, leaf_name: str, level2_name: str,
+                 limit: int | None) -> Dataset:
+    """Read a catalogue's records (the feed path: read_catalogue -> parse_record) and their labels."""
+    ds = Dataset(name, leaf_name, level2_name, [], [], [], [], [])
+    for raw in read_catalogue(csv_path, preset):  # type: ignore[arg-type]
+        record = parse_record(raw)
+        path = true_category_path(record)
+        if len(path) < 2 or not record.image_url:
+            continue
+        ds.ids.append(record.id)
+        ds.level1.append(path[0])
+        ds.level2.append(" > ".join(path[:2]))
+        ds.level3.append(" > ".join(path[:3]))
+        ds.urls.append(record.image_url)
+        if limit is not None and len(ds.ids) >= limit:
+            break
+    return ds
+
+
+def decode_images(ds: Dataset) -> None:
+    """Read and decode every photo with the project's ImageFetcher; drop the ones that fail."""
+    fetcher = ImageFetcher(allow_local_files=True)
+    keep: list[int] = []
+    started = time.perf_counter()
+    for i, url in enumerate(ds.urls):
+        result = fetcher.fetch(url)
+        if result.ok and result.image is not None:
+            result.image.load()
+            ds.images.append(result.image)
+            ds.hashes.append(result.content_hash or "")
+            keep.append(i)
+    ds.decode_s = time.perf_counter() - started
+    ds.failed = len(ds.urls) - len(keep)
+    for name in ("ids", "level1", "level2", "level3", "urls"):
+        values = getattr(ds, name)
+        setattr(ds, name, [values[i] for i in keep])
+
+
+def short(key: str) -> str:
+    """The last element of a "A > B > C" key."""
+    return key.rsplit(" > ", 1)[-1]
+
+
+def codes(values: Sequence[str]) -> np.ndarray:
+    """Integer codes of string labels (equal strings -> equal codes)."""
+    index: dict[str, int] = {}
+    return np.array([index.setdefault(v, len(index)) for v in values], dtype=np.int64)
+
+
+def duplicate_groups(hashes: Sequence[str]) -> tuple[int, int]:
+    """(groups of byte-identical files, files in them)."""
+    sizes = [c for c in Counter(hashes).values() if c > 1]
+    return len(sizes), sum(sizes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding and its timing
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbedTiming:
+    passes_img_s: list[float]  # embed() = preprocess + model, batch 32
+    preprocess_ms: list[float]  # per image: letterbox + normalise
+    model_ms: list[float]  # per image: embed - preprocess
+    single_ms: list[float]  # embed([one image]) calls
+    decode_ms: float  # per image: read + check + decode (ImageFetcher)
+    load_s: float
+    full_img_s: float = 0.0  # the whole catalogue, batch 32
+
+    @property
+    def median_img_s(self) -> float:
+        return statistics.median(self.passes_img_s)
+
+    @property
+    def with_decode_img_s(self) -> float:
+        per_image_s = 1.0 / self.median_img_s + self.decode_ms / 1000
+        return 1.0 / per_image_s
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    started = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - started
+
+
+def time_embedding(embedder: EfficientNetLite0Embedder, ds: Dataset, repeat: int) -> tuple[EmbedTiming, np.ndarray]:
+    """Timed passes over the first TIMING_SUBSET images; the first pass's vectors are kept."""
+    subset = ds.images[:TIMING_SUBSET]
+    n = len(subset)
+    passes, prep_ms, model_ms = [], [], []
+    first: np.ndarray | None = None
+    for _ in range(repeat):
+        vectors, seconds = timed(lambda: embedder.embed(subset))
+        _, prep_s = timed(lambda: [embedder.preprocess(subset[s:s + BATCH]) for s in range(0, n, BATCH)])
+        first = vectors if first is None else first  # type: ignore[assignment]
+        passes.append(n / seconds)
+        prep_ms.append(1000 * prep_s / n)
+        model_ms.append(1000 * (seconds - prep_s) / n)
+    single = []
+    for i in range(LATENCY_CALLS + 5):
+        _, seconds = timed(lambda: embedder.embed([ds.images[i % len(ds.images)]]))
+        if i >= 5:  # the first calls warm the batch-1 path
+            single.append(1000 * seconds)
+    timing = EmbedTiming(passes, prep_ms, model_ms, single, 1000 * ds.decode_s / max(len(ds), 1),
+                         embedder.load_seconds)
+    return timing, np.asarray(first)
+
+
+def embed_all(embedder: EfficientNetLite0Embedder, images: Sequence[Image.Image],
+              done: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Vectors for all images (rows already in ``done`` are reused); images/s of the new part."""
+    start = 0 if done is None else len(done)
+    rest, seconds = timed(lambda: embedder.embed(list(images[start:])))
+    vectors = np.asarray(rest) if done is None else np.vstack([done, np.asarray(rest)])
+    return vectors.astype(np.float32), (len(images) - start) / max(seconds, 1e-9)
+
+
+def colour_histograms(images: Sequence[Image.Image], bins: int = 8) -> np.ndarray:
+    """L2-normalised bins^3 RGB histograms of the original photos."""
+    out = np.empty((len(images), bins ** 3), np.float32)
+    step = 256 // bins
+    for i, image in enumerate(images):
+        rgb = np.asarray(image.convert("RGB"), dtype=np.int64) // step
+        flat = (rgb[..., 0] * bins + rgb[..., 1]) * bins + rgb[..., 2]
+        out[i] = np.bincount(flat.ravel(), minlength=bins ** 3)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact search and quality metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def exact_topk(x: np.ndarray, k: int, scope: np.ndarray | None, exclude: np.ndarray,
+               chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine top-k of every row among the rows with the same ``scope`` code (all rows if
+    None), skipping rows whose ``exclude`` code equals the query's (itself; or its duplicates).
+    Returns (indices, scores), ``-1`` / ``-inf`` where fewer than k candidates exist."""
+    n = len(x)
+    idx = np.full((n, k), -1, np.int64)
+    scores = np.full((n, k), -np.inf, np.float32)
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(start + chunk, n))
+        sims = x[rows] @ x.T
+        sims[exclude[rows, None] == exclude[None, :]] = -np.inf
+        if scope is not None:
+            sims[scope[rows, None] != scope[None, :]] = -np.inf
+        kk = min(k, n)
+        part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        part_scores = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        top, top_scores = np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+        top[~np.isfinite(top_scores)] = -1
+        idx[rows, :kk], scores[rows, :kk] = top, top_scores
+    return idx, scores
+
+
+def precision(neighbours: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per query: share of its (up to k) neighbours with the query's label; NaN if it has none."""
+    valid = neighbours >= 0
+    same = (labels[np.where(valid, neighbours, 0)] == labels[:, None]) & valid
+    count = valid.sum(axis=1)
+    return np.where(count > 0, same.sum(axis=1) / np.maximum(count, 1), np.nan)
+
+
+def random_expected(labels: np.ndarray, scope: np.ndarray | None) -> np.ndarray:
+    """Per query: expected precision of neighbours drawn at random (without the query itself)
+    from its scope: (same label in scope - 1) / (scope size - 1)."""
+    scope = np.zeros_like(labels) if scope is None else scope
+    pair = Counter(zip(scope.tolist(), labels.tolist()))
+    size = Counter(scope.tolist())
+    out = np.array([(pair[(s, lab)] - 1) / (size[s] - 1) if size[s] > 1 else np.nan
+                    for s, lab in zip(scope.tolist(), labels.tolist())])
+    return out
+
+
+def macro(values: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over labels of the per-label mean (each articleType weighs the same)."""
+    per = [np.nanmean(values[labels == lab]) for lab in np.unique(labels) if np.isfinite(values[labels == lab]).any()]
+    return float(np.mean(per))
+
+
+def recall_against_exact(found: np.ndarray, exact_scores: np.ndarray, x: np.ndarray, tol: float = 1e-4) -> np.ndarray:
+    """Per query: share of the exact top-k that the ANN list matches, tie-aware: a returned row
+    counts if its exact cosine reaches the exact k-th best score (byte-identical duplicates tie)."""
+    out = np.full(len(found), np.nan)
+    for i in range(len(found)):
+        wanted = int(np.isfinite(exact_scores[i]).sum())
+        if wanted == 0:
+            continue
+        kth = exact_scores[i][np.isfinite(exact_scores[i])].min()
+        hits = [j for j in found[i] if j >= 0]
+        good = sum(1 for j in hits[:wanted] if float(x[i] @ x[j]) >= kth - tol)
+        out[i] = good / wanted
+    return out
+
+
+@dataclass
+class Quality:
+    """Precision@10 of one method in one setting, for the leaf and the level-2 label."""
+
+    method: str
+    setting: str  # "within level 2" / "global"
+    p_leaf: float
+    p_level2: float
+    p_leaf_macro: float
+    queries: int
+
+
+def quality_row(method: str, setting: str, neighbours: np.ndarray | None, per_query: np.ndarray | None,
+                leaf: np.ndarray, level2: np.ndarray, per_query_level2: np.ndarray | None = None) -> Quality:
+    p_leaf = precision(neighbours, leaf) if neighbours is not None else per_query
+    p_l2 = precision(neighbours, level2) if neighbours is not None else per_query_level2
+    assert p_leaf is not None and p_l2 is not None
+    return Quality(method, setting, float(np.nanmean(p_leaf)), float(np.nanmean(p_l2)), macro(p_leaf, leaf),
+                   int(np.isfinite(p_leaf).sum()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Milvus
+# ---------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MilvusStandalone:
+    """The PyPI ``milvus`` standalone server on free ports (a small copy of the start logic in
+    tests/embedder/conftest.py, which is a pytest module)."""
+
+    def __init__(self, data_dir: Path, timeout_s: float = 180.0) -> None:
+        self.data_dir = data_dir
+        self.timeout_s = timeout_s
+        self.server = None
+
+    def start(self) -> str:
+        from milvus import MilvusServer, MilvusServerConfig
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        etcd_client, etcd_peer = free_port(), free_port()
+        etcd_yaml = self.data_dir / "embed-etcd.yaml"
+        etcd_yaml.write_text(
+            f"listen-client-urls: http://127.0.0.1:{etcd_client}\n"
+            f"advertise-client-urls: http://127.0.0.1:{etcd_client}\n"
+            f"listen-peer-urls: http://127.0.0.1:{etcd_peer}\n"
+            f"initial-advertise-peer-urls: http://127.0.0.1:{etcd_peer}\n"
+            f"initial-cluster: default=http://127.0.0.1:{etcd_peer}\n")
+        default = MilvusServerConfig()
+        template = Path(default.template_file).read_text()
+        template = template.replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_yaml}\n", 1)
+        template_path = self.data_dir / "milvus.yaml.template"
+        template_path.write_text(template)
+        config = MilvusServerConfig(template=str(template_path), data_dir=str(self.data_dir / "server"))
+        config.glog_conf_file = default.glog_conf_file
+        ports = {key: free_port() for key in config.configurable_items if key.endswith("_port")}
+        ports["etcd_port"] = etcd_client
+        self.server = MilvusServer(config, wait_for_started=False, **ports)
+        self.server.webservice_port = free_port()
+        self.server.start()
+        self._wait_healthy()
+        return f"http://127.0.0.1:{self.server.listen_port}"
+
+    def _wait_healthy(self) -> None:
+        url = f"http://127.0.0.1:{self.server.webservice_port}/healthz"
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            if self.server.server_proc.poll() is not None:
+                raise StackError(f"Milvus standalone exited; see {self.data_dir / 'server' / 'logs'}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if b"OK" in resp.read():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise StackError(f"Milvus standalone not healthy after {self.timeout_s}s")
+
+    def stop(self) -> None:
+        if self.server is None or self.server.server_proc is None:
+            return
+        proc = self.server.server_proc
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        self.server.stop()
+        self.server = None
+
+
+@dataclass
+class StoreResult:
+    """Insert and search numbers of one Milvus deployment for one dataset."""
+
+    name: str
+    index_type: str
+    rows: int
+    upsert_s: float
+    flush_s: float
+    lat_filtered_ms: list[float]
+    lat_global_ms: list[float]
+    topk: dict[str, np.ndarray] = field(default_factory=dict)  # setting -> [n, 10] row indices
+
+    @property
+    def insert_rows_s(self) -> float:
+        return self.rows / self.upsert_s
+
+    @property
+    def insert_indexed_rows_s(self) -> float:
+        return self.rows / (self.upsert_s + self.flush_s)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def search_latencies(index: ImageIndex, ds: Dataset, vectors: np.ndarray, level2: bool) -> list[float]:
+    """Single-query ImageIndex.search(k=100) latencies (ms) for SEARCH_CALLS random products."""
+    rng = random.Random(SEED)
+    picks = [rng.randrange(len(ds)) for _ in range(SEARCH_CALLS + 5)]
+    out = []
+    for n, i in enumerate(picks):
+        _, seconds = timed(lambda: index.search(vectors[i], level2=ds.level2[i] if level2 else None,
+                                                k=K_SERVE, exclude_id=ds.ids[i]))
+        if n >= 5:
+            out.append(1000 * seconds)
+    return out
+
+
+def batched_topk(client: MilvusClient, collection: str, index_type: str, ds: Dataset, vectors: np.ndarray,
+                 within_level2: bool, k: int = K_QUALITY, nq: int = 256) -> np.ndarray:
+    """Top-k row indices for every product (itself dropped), with many queries per request."""
+    position = {pid: i for i, pid in enumerate(ds.ids)}
+    params: dict = {"metric_type": "COSINE"}
+    if index_type == "HNSW":  # the ef ImageIndex uses for the product's k=100 searches
+        params["params"] = {"ef": max(K_SERVE, HNSW_MIN_EF)}
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in range(len(ds)):
+        groups[ds.level2[i] if within_level2 else ""].append(i)
+    out = np.full((len(ds), k), -1, np.int64)
+    for level2, members in groups.items():
+        expr = f"level2 == {quote_literal(level2)}" if within_level2 else ""
+        for start in range(0, len(members), nq):
+            rows = members[start:start + nq]
+            hits = client.search(collection, data=[vectors[i].tolist() for i in rows], limit=k + 1, filter=expr,
+                                 search_params=params, consistency_level="Strong")
+            for i, found in zip(rows, hits):
+                ids = [position[h["id"]] for h in found if h["id"] != ds.ids[i]][:k]
+                out[i, :len(ids)] = ids
+    return out
+
+
+def run_store(name: str, uri: str, ds: Dataset, vectors: np.ndarray, version: str) -> tuple[StoreResult, ImageIndex]:
+    """Insert, flush (index build), time single searches and run the batched quality searches."""
+    collection = f"bench_{ds.name.lower()}_{uuid.uuid4().hex[:8]}"
+    index = ImageIndex(uri, collection=collection, dim=vectors.shape[1])
+    items = [ImageVector(ds.ids[i], vectors[i], ds.level1[i], ds.level2[i], version) for i in range(len(ds))]
+    _, upsert_s = timed(lambda: index.upsert(items))
+    _, flush_s = timed(lambda: index.flush(wait_index=True))
+    result = StoreResult(name, index.index_type, len(items), upsert_s, flush_s,
+                         search_latencies(index, ds, vectors, level2=True),
+                         search_latencies(index, ds, vectors, level2=False))
+    client = MilvusClient(uri=uri)
+    try:
+        for setting, within in (("within level 2", True), ("global", False)):
+            result.topk[setting] = batched_topk(client, collection, index.index_type, ds, vectors, within)
+    finally:
+        client.close()
+    return result, index
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation of one dataset
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    ds: Dataset
+    rows: list[Quality]
+    exact: dict[str, tuple[np.ndarray, np.ndarray]]  # setting -> (idx, scores), CNN, leave-one-out
+    per_query_leaf: np.ndarray  # CNN within level 2
+    colour_per_query_leaf: np.ndarray
+    random_per_query_leaf: np.ndarray
+    recalls: list[tuple[str, str, float, float]] = field(default_factory=list)  # store, setting, recall, complete
+    dup_queries_with_dup_in_top: int = 0
+
+
+def evaluate(ds: Dataset, vectors: np.ndarray, colours: np.ndarray, stores: Sequence[StoreResult]) -> Evaluation:
+    leaf, level2 = codes(ds.level3), codes(ds.level2)
+    self_code = np.arange(len(ds))
+    dup_code = codes(ds.hashes)
+    rows: list[Quality] = []
+    exact: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    per_query: dict[str, np.ndarray] = {}
+    for setting, scope in (("within level 2", level2), ("global", None)):
+        idx, scores = exact_topk(vectors, K_QUALITY, scope, self_code)
+        exact[setting] = (idx, scores)
+        rows.append(quality_row("CNN (exact numpy cosine)", setting, idx, None, leaf, level2))
+        per_query[setting] = precision(idx, leaf)
+        for store in stores:
+            rows.append(quality_row(f"CNN via {store.name} ({store.index_type})", setting,
+                                    store.topk[setting], None, leaf, level2))
+        dedup_idx, _ = exact_topk(vectors, K_QUALITY, scope, dup_code)
+        rows.append(quality_row("CNN, byte-identical duplicates of the query excluded", setting, dedup_idx, None,
+                                leaf, level2))
+        colour_idx, _ = exact_topk(colours, K_QUALITY, scope, self_code)
+        rows.append(quality_row("colour histogram 8x8x8 RGB", setting, colour_idx, None, leaf, level2))
+        per_query[f"colour {setting}"] = precision(colour_idx, leaf)
+        rand_leaf, rand_l2 = random_expected(leaf, scope), random_expected(level2, scope)
+        rows.append(quality_row("random (expected value)", setting, None, rand_leaf, leaf, level2, rand_l2))
+        per_query[f"random {setting}"] = rand_leaf
+    ev = Evaluation(ds, rows, exact, per_query["within level 2"], per_query["colour within level 2"],
+                    per_query["random within level 2"])
+    for store in stores:
+        for setting, (_, scores) in exact.items():
+            rec = recall_against_exact(store.topk[setting], scores, vectors)
+            wanted = np.isfinite(scores).sum(axis=1)
+            complete = float(np.mean((store.topk[setting] >= 0).sum(axis=1) >= wanted))
+            ev.recalls.append((f"{store.name} ({store.index_type})", setting, float(np.nanmean(rec)), complete))
+    idx = exact["within level 2"][0]
+    ev.dup_queries_with_dup_in_top = int(sum(
+        1 for i in range(len(ds)) if any(j >= 0 and dup_code[j] == dup_code[i] for j in idx[i])))
+    return ev
+
+
+def confusions(ev: Evaluation, top: int = 10) -> list[tuple[str, str, int, float]]:
+    """Most frequent (query leaf -> neighbour leaf) mismatches among the within-level-2 top-10."""
+    idx = ev.exact["within level 2"][0]
+    pairs: Counter[tuple[str, str]] = Counter()
+    for i in range(len(ev.ds)):
+        for j in idx[i]:
+            if j >= 0 and ev.ds.level3[j] != ev.ds.level3[i]:
+                pairs[(ev.ds.level3[i], ev.ds.level3[j])] += 1
+    total = Counter(ev.ds.level3)
+    return [(short(a), short(b), n, n / (total[a] * K_QUALITY)) for (a, b), n in pairs.most_common(top)]
+
+
+def per_type(ev: Evaluation, min_count: int) -> list[tuple[str, int, float, float, float]]:
+    """(leaf, images, CNN, colour, random) precision@10 within level 2 for leaves with >= min_count images."""
+    leaf = np.array(ev.ds.level3)
+    out = []
+    for name, count in Counter(ev.ds.level3).most_common():
+        if count < min_count:
+            break
+        mask = leaf == name
+        out.append((name, count, float(np.nanmean(ev.per_query_leaf[mask])),
+                    float(np.nanmean(ev.colour_per_query_leaf[mask])), float(np.nanmean(ev.random_per_query_leaf[mask]))))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+
+def pick_queries(ds: Dataset, count: int, rng: random.Random) -> list[int]:
+    """One random product from each of the ``count`` largest level-2 categories, preferring
+    level-2 categories under different level-1 roots first."""
+    by_size = [l2 for l2, _ in Counter(ds.level2).most_common()]
+    chosen: list[str] = []
+    for l2 in by_size:  # first pass: one per root
+        if len(chosen) < count and l2.split(" > ")[0] not in {c.split(" > ")[0] for c in chosen}:
+            chosen.append(l2)
+    for l2 in by_size:
+        if len(chosen) < count and l2 not in chosen:
+            chosen.append(l2)
+    return [rng.choice([i for i in range(len(ds)) if ds.level2[i] == l2]) for l2 in chosen]
+
+
+def contact_sheet(rows: list[tuple[Dataset, int, list[tuple[int, float]]]], path: Path, per_row: int = 8) -> None:
+    """Each row: the query photo, then its neighbours with their leaf category and cosine score."""
+    cols = per_row + 1
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.75 * cols, 2.25 * len(rows)), squeeze=False)
+    for r, (ds, q, hits) in enumerate(rows):
+        cells = [(q, None)] + hits[:per_row]
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(cells):
+                ax.axis("off")
+                continue
+            i, score = cells[c]
+            ax.imshow(ds.images[i].convert("RGB"))
+            label = "\n".join(textwrap.wrap(short(ds.level3[i]), 20)[:2])
+            if score is None:
+                ax.set_title(f"{ds.name} QUERY\n{label}\n[{short(ds.level2[i])}]", fontsize=8, fontweight="bold")
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:blue")
+                    spine.set_linewidth(3)
+            else:
+                ok = ds.level3[i] == ds.level3[q]
+                ax.set_title(f"{label}\ncos {score:.3f}", fontsize=8, color="black" if ok else "tab:red")
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:green" if ok else "tab:red")
+                    spine.set_linewidth(2)
+    fig.suptitle("Top-8 neighbours within the query's level-2 category (Milvus Lite, ImageIndex.similar); "
+                 "green = same leaf category, red = different", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def per_type_chart(rows: list[tuple[str, int, float, float, float]], path: Path, title: str) -> None:
+    rows = sorted(rows, key=lambda r: r[2])
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, 0.22 * len(rows) + 1.5))
+    ax.barh(y + 0.27, [r[2] for r in rows], height=0.27, label="CNN", color="tab:blue")
+    ax.barh(y, [r[3] for r in rows], height=0.27, label="colour histogram", color="tab:orange")
+    ax.barh(y - 0.27, [r[4] for r in rows], height=0.27, label="random", color="tab:gray")
+    ax.set_yticks(y, [f"{short(r[0])} ({r[1]})" for r in rows], fontsize=7)
+    ax.axvline(0.8, color="tab:red", linestyle="--", linewidth=1, label="goal 0.8")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("precision@10, same leaf category, searched within level 2")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def fmt(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def find(rows: Sequence[Quality], method: str, setting: str) -> Quality:
+    return next(r for r in rows if r.method.startswith(method) and r.setting == setting)
+
+
+def quality_section(ev: Evaluation) -> str:
+    ds = ev.ds
+    rows = [(r.method, r.setting, r.p_leaf, r.p_leaf_macro, r.p_level2, r.queries) for r in ev.rows]
+    head = (f"{ds.name}: {len(ds)} photos, {len(set(ds.level1))} level-1, {len(set(ds.level2))} level-2 "
+            f"({ds.level2_name}), {len(set(ds.level3))} leaf ({ds.leaf_name}) categories.")
+    out = [head, "", table(["method", "searched", f"P@10 same {ds.leaf_name}", f"macro P@10 {ds.leaf_name}",
+                            f"P@10 same {ds.level2_name}", "queries"], rows)]
+    if ev.recalls:
+        out += ["", f"ANN recall@10 against exact numpy cosine ({ds.name}; tie-aware, see notes):", "",
+                table(["Milvus", "searched", "recall@10", "queries with a full top-10"],
+                      [(a, b, c, f"{d:.1%}") for a, b, c, d in ev.recalls])]
+    return "\n".join(out)
+
+
+def machine_facts() -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    versions = []
+    for pkg in ("tensorflow", "keras", "pymilvus", "milvus-lite", "milvus", "numpy", "pillow"):
+        try:
+            versions.append(f"{pkg} {importlib.metadata.version(pkg)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{pkg} (not installed)")
+    return [f"- CPU: {cpu}; `nproc` = {os.cpu_count()}; Python {platform.python_version()}",
+            f"- {', '.join(versions)}"]
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    version: str
+    timing: EmbedTiming
+    myntra: Evaluation
+    flipkart: Evaluation | None
+    stores: list[StoreResult]
+    server_note: str
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    seconds: float = 0.0
+    flipkart_img_s: float = 0.0
+
+
+def speed_section(run: Run) -> str:
+    t = run.timing
+    passes = ", ".join(f"{v:.1f}" for v in t.passes_img_s)
+    embed_ms = 1000 / t.median_img_s
+    rows = [
+        ("decode (read file, check, Pillow decode; ImageFetcher)", f"{t.decode_ms:.2f}"),
+        ("preprocess (letterbox to the input size + normalise)", f"{statistics.median(t.preprocess_ms):.2f}"),
+        ("model (EfficientNet-Lite0 forward pass, batch 32)", f"{statistics.median(t.model_ms):.2f}"),
+        ("embed() = preprocess + model", f"{embed_ms:.2f}"),
+    ]
+    return "\n".join([
+        table(["measure", "value"], [
+            (f"images/s, embed() at batch {BATCH}, median of {len(t.passes_img_s)} passes over "
+             f"{min(TIMING_SUBSET, len(run.myntra.ds))} decoded photos", f"**{t.median_img_s:.1f}** ({passes})"),
+            ("images/s including decode from disk (derived: 1 / (embed + decode per image))",
+             f"{t.with_decode_img_s:.1f}"),
+            (f"images/s, embedding the rest of Myntra in one call ({len(run.myntra.ds) - min(TIMING_SUBSET, len(run.myntra.ds))} photos)",
+             f"{t.full_img_s:.1f}"),
+            ("images/s, Flipkart (up to 256 px originals)", f"{run.flipkart_img_s:.1f}"),
+            (f"single image latency p50 / p90 (batch of 1, {len(t.single_ms)} calls), ms",
+             f"{statistics.median(t.single_ms):.1f} / {percentile(t.single_ms, 90):.1f}"),
+            ("model load (build + convert torch weights + trace), s", f"{t.load_s:.1f}"),
+        ]),
+        "", "Per-image time split (medians, ms per image at batch 32):", "",
+        table(["stage", "ms / image"], rows),
+    ])
+
+
+def store_section(run: Run) -> str:
+    if not run.stores:
+        return run.server_note
+    rows = []
+    for s in run.stores:
+        rows.append((s.name, s.index_type, s.rows, f"{s.insert_rows_s:.0f}", f"{s.flush_s:.1f}",
+                     f"{s.insert_indexed_rows_s:.0f}",
+                     f"{percentile(s.lat_filtered_ms, 50):.1f} / {percentile(s.lat_filtered_ms, 99):.1f}",
+                     f"{percentile(s.lat_global_ms, 50):.1f} / {percentile(s.lat_global_ms, 99):.1f}"))
+    return "\n".join([
+        table(["Milvus", "index", "rows", "upsert rows/s", "flush + index build s", "rows/s incl. index",
+               "search k=100 with level-2 filter p50 / p99 ms", "search k=100 global p50 / p99 ms"], rows),
+        "", run.server_note])
+
+
+def goals_section(run: Run) -> str:
+    ev = run.myntra
+    within = find(ev.rows, "CNN (exact", "within level 2")
+    glob = find(ev.rows, "CNN (exact", "global")
+    dedup = find(ev.rows, "CNN, byte-identical", "within level 2")
+
+    def mark(ok: bool) -> str:
+        return "**met**" if ok else "**not met**"
+
+    speed = run.timing.median_img_s
+    return "\n".join([
+        f"- Precision@10 (same articleType) >= 0.8 on the Myntra photos: within level 2 (subCategory filter, "
+        f"the product's setting) {within.p_leaf:.3f} -> {mark(within.p_leaf >= 0.8)}; globally "
+        f"{glob.p_leaf:.3f} -> {mark(glob.p_leaf >= 0.8)}; within level 2 with byte-identical duplicates "
+        f"of the query excluded {dedup.p_leaf:.3f} -> {mark(dedup.p_leaf >= 0.8)}; macro average over "
+        f"articleTypes (within level 2) {within.p_leaf_macro:.3f}.",
+        f"- Embedding >= 50 images/s on {os.cpu_count()} cores: {speed:.1f} images/s at batch {BATCH} "
+        f"(embed() from decoded images) -> {mark(speed >= 50)}; {run.timing.with_decode_img_s:.1f} images/s "
+        f"including decode -> {mark(run.timing.with_decode_img_s >= 50)}. Load average during the run: "
+        f"{run.load_before[0]:.1f} at start, {run.load_after[0]:.1f} at end (1-min), on {os.cpu_count()} cores.",
+    ])
+
+
+def discussion(run: Run) -> str:
+    ev = run.myntra
+    within = find(ev.rows, "CNN (exact", "within level 2")
+    glob = find(ev.rows, "CNN (exact", "global")
+    colour = find(ev.rows, "colour", "within level 2")
+    rand = find(ev.rows, "random", "within level 2")
+    dedup = find(ev.rows, "CNN, byte-identical", "within level 2")
+    types = per_type(ev, 20)
+    worst = sorted(types, key=lambda r: r[2])[:6]
+    best = sorted(types, key=lambda r: -r[2])[:4]
+    tshirts = next((r for r in types if short(r[0]) == "Tshirts"), None)
+    conf = confusions(ev, 8)
+    groups, files = duplicate_groups(ev.ds.hashes)
+    lines = [
+        f"- Within level 2 the CNN neighbours share the query's articleType {within.p_leaf:.3f} of the time, "
+        f"against {rand.p_leaf:.3f} for random products of the same subCategory and {colour.p_leaf:.3f} for the "
+        f"colour histogram; the level-2 filter itself is worth {within.p_leaf - glob.p_leaf:+.3f} over global "
+        f"search ({glob.p_leaf:.3f}). Same-subCategory precision is 1.0 by construction when the filter is on.",
+        f"- The micro average is carried by large, visually distinct types: the macro average over articleTypes is "
+        f"{within.p_leaf_macro:.3f}."
+        + (f" Tshirts ({tshirts[1]} photos, {tshirts[1] / len(ev.ds):.0%}) alone reach {tshirts[2]:.3f}, and their "
+           f"random baseline within Topwear is {tshirts[4]:.3f}." if tshirts else ""),
+        "- Weakest articleTypes (>= 20 photos; P@10 CNN / colour / random): "
+        + "; ".join(f"{short(n)} ({c}) {p:.2f} / {col:.2f} / {r:.2f}" for n, c, p, col, r in worst) + ".",
+        "- Strongest: " + "; ".join(f"{short(n)} ({c}) {p:.2f}" for n, c, p, _, _ in best) + ".",
+        "- Most frequent confusions (query articleType -> neighbour articleType, neighbours within level 2, "
+        "share of that type's neighbour slots): "
+        + "; ".join(f"{a} -> {b} {n} ({s:.0%})" for a, b, n, s in conf) + ".",
+        f"- Duplicates: {groups} groups of byte-identical files ({files} photos); {ev.dup_queries_with_dup_in_top} "
+        f"queries have a byte-identical copy among their top-10. Excluding such copies changes within-level-2 "
+        f"P@10 from {within.p_leaf:.3f} to {dedup.p_leaf:.3f}: duplicates flatter the number only slightly. "
+        "Ids whose photo does not match the label (e.g. 11343) are not removed; they lower the numbers a little.",
+    ]
+    if run.flipkart is not None:
+        fk = run.flipkart
+        fw, fg = find(fk.rows, "CNN (exact", "within level 2"), find(fk.rows, "CNN (exact", "global")
+        fr, fc = find(fk.rows, "random", "within level 2"), find(fk.rows, "colour", "within level 2")
+        fconf = confusions(fk, 4)
+        lines.append(
+            f"- Flipkart is harder for the leaf level: within level 2 P@10 (same level 3) is {fw.p_leaf:.3f} "
+            f"(random {fr.p_leaf:.3f}, colour {fc.p_leaf:.3f}); globally the same-level-2 precision is "
+            f"{fg.p_level2:.3f}. Its level 2/3 nodes are partly brand-named (\"JMD Home Furnishing\", "
+            f"\"palito Wrist Watches\"), which no image model can separate; frequent confusions: "
+            + "; ".join(f"{a} -> {b} {n}" for a, b, n, _ in fconf) + ".")
+    lines.append("- Speed: the model forward pass dominates; decode and letterboxing of these small photos are "
+                 "a small share (table above). The 2 cores are shared with other jobs, so throughput is noisy; "
+                 "the per-pass values show the spread.")
+    return "\n".join(lines)
+
+
+def write_report(run: Run, path: Path) -> None:
+    args = run.args
+    options = [f"--limit {args.limit}" if args.limit else "", f"--image-size {args.image_size}",
+               f"--repeat {args.repeat}", "--no-server" if args.no_server else ""]
+    cmd = "`.venv/bin/python benchmarks/similarity.py " + " ".join(o for o in options if o) + "`"
+    parts = [
+        "# Image similarity: embedding speed, Milvus, precision@10",
+        "",
+        f"Command: {cmd} (total runtime {run.seconds / 60:.1f} min).",
+        "",
+        "Machine and model:",
+        "",
+        *machine_facts(),
+        f"- Model: `{run.version}` (EfficientNet-Lite0, ImageNet weights, 1280-d L2-normalised), "
+        f"input {args.image_size} px letterboxed on white, batch {BATCH}.",
+        f"- Load average (1/5/15 min) at start {run.load_before[0]:.1f}/{run.load_before[1]:.1f}/"
+        f"{run.load_before[2]:.1f}, at end {run.load_after[0]:.1f}/{run.load_after[1]:.1f}/{run.load_after[2]:.1f}: "
+        "other jobs share the cores, so speed numbers are medians of repeated passes and still noisy.",
+        "",
+        "## Goals",
+        "",
+        goals_section(run),
+        "",
+        "## Embedding speed (Myntra photos, 60x80 JPEG)",
+        "",
+        speed_section(run),
+        "",
+        "## Milvus insert and search (Myntra vectors)",
+        "",
+        store_section(run),
+        "",
+        "## Quality: Myntra",
+        "",
+        quality_section(run.myntra),
+        "",
+        "![per articleType](similarity_per_type.png)",
+        "",
+    ]
+    if run.flipkart is not None:
+        parts += ["## Quality: Flipkart", "", quality_section(run.flipkart), ""]
+    parts += [
+        "## Contact sheet",
+        "",
+        "![contact sheet](similarity_contact_sheet.png)",
+        "",
+        "## Discussion",
+        "",
+        discussion(run),
+        "",
+        "## How the numbers are computed",
+        "",
+        "- Every product is a query (leave-one-out: the query itself is excluded; other photos, including "
+        "byte-identical copies, count unless the row says otherwise). P@10 = share of the returned neighbours "
+        "(10, or fewer when the level-2 category has fewer other products) with the query's label, averaged "
+        "over queries (micro); macro = mean over leaf categories of their mean. Queries alone in their level-2 "
+        "category have no neighbours and are left out of the within-level-2 rows.",
+        "- Categories come from the records as the feed would publish them (read_catalogue -> parse_record -> "
+        "true_category_path); level 2 is the path's first two elements, the leaf the first three "
+        "(Myntra: masterCategory > subCategory > articleType; a Flipkart path of depth 2 is its own leaf).",
+        "- Random baseline: the exact expected precision of neighbours drawn uniformly from the same scope "
+        "(same level 2, or all products), without the query. Colour histogram: 8x8x8 RGB bins of the "
+        "original photo, L2-normalised, cosine, same filters and leave-one-out.",
+        "- Milvus rows: batched searches (many query vectors per request, k=11 then the query dropped) on "
+        "the collection ImageIndex created; HNSW searches use the ef ImageIndex uses for k=100. Recall@10: "
+        "share of the exact numpy top-10 matched by the Milvus top-10, where a returned product counts when its "
+        "exact cosine reaches the exact 10th-best score (ties between identical photos make id-based recall "
+        "ambiguous). Latencies are single ImageIndex.search(k=100) calls (query excluded by id) on "
+        f"{SEARCH_CALLS} random products.",
+    ]
+    path.write_text("\n".join(parts) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+
+def contact_rows(ds: Dataset, index: ImageIndex, count: int, rng: random.Random) -> list[tuple[Dataset, int, list[tuple[int, float]]]]:
+    position = {pid: i for i, pid in enumerate(ds.ids)}
+    rows = []
+    for q in pick_queries(ds, count, rng):
+        hits = index.similar(ds.ids[q], k=8, within_level2=True)
+        rows.append((ds, q, [(position[h.id], h.score) for h in hits]))
+    return rows
+
+
+def start_server(args: argparse.Namespace, tmp: Path) -> tuple[MilvusStandalone | None, str | None, str]:
+    if args.no_server:
+        return None, None, "Milvus server: skipped (--no-server)."
+    if importlib.util.find_spec("milvus") is None:
+        return None, None, "Milvus server: the PyPI `milvus` package is not installed; only Milvus Lite was measured."
+    standalone = MilvusStandalone(tmp / "milvus-server")
+    (uri, seconds) = timed(standalone.start)
+    version = importlib.metadata.version("milvus")
+    note = (f"Milvus server: the PyPI `milvus` {version} standalone binary (embedded etcd, local storage) "
+            f"started as a local process in {seconds:.0f} s; Milvus Lite {importlib.metadata.version('milvus-lite')} "
+            "runs in-process on a file. Both share the 2 cores with this script.")
+    return standalone, str(uri), note
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="use at most N photos per dataset (quick runs)")
+    parser.add_argument("--image-size", type=int, default=224, help="model input size in pixels")
+    parser.add_argument("--repeat", type=int, default=3, help="timed embedding passes (median reported)")
+    parser.add_argument("--no-server", action="store_true", help="skip the Milvus standalone server")
+    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="the shared datasets folder")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
+    return parser.parse_args(argv)
+
+
+def log(message: str, started: float) -> None:
+    print(f"[{time.perf_counter() - started:6.0f}s] {message}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    myntra_csv = args.datasets / "myntra" / "images.csv"
+    flipkart_csv = args.datasets / "flipkart" / "images.csv"
+    if not myntra_csv.is_file():
+        print(f"similarity benchmark skipped: {myntra_csv} not found (pass --datasets; see "
+              "../shared/datasets/README.md)", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+
+    myntra = load_dataset(myntra_csv, "myntra-images", "Myntra", "articleType", "subCategory", args.limit)
+    decode_images(myntra)
+    log(f"Myntra: {len(myntra)} photos decoded ({myntra.failed} failed) in {myntra.decode_s:.1f}s", started)
+    embedder = EfficientNetLite0Embedder(cache_dir=None, image_size=args.image_size, batch_size=BATCH)
+    log(f"model {embedder.version} loaded in {embedder.load_seconds:.1f}s", started)
+    timing, first = time_embedding(embedder, myntra, args.repeat)
+    log(f"timed passes: {', '.join(f'{v:.1f}' for v in timing.passes_img_s)} images/s", started)
+    myntra_vec, timing.full_img_s = embed_all(embedder, myntra.images, first)
+    log(f"Myntra embedded ({timing.full_img_s:.1f} images/s for the rest)", started)
+
+    flipkart: Dataset | None = None
+    flipkart_vec = np.zeros((0, embedder.dim), np.float32)
+    flipkart_img_s = 0.0
+    if flipkart_csv.is_file():
+        flipkart = load_dataset(flipkart_csv, "flipkart-images", "Flipkart", "level3", "level2", args.limit)
+        decode_images(flipkart)
+        flipkart_vec, flipkart_img_s = embed_all(embedder, flipkart.images)
+        log(f"Flipkart: {len(flipkart)} photos embedded ({flipkart_img_s:.1f} images/s)", started)
+
+    stores: list[StoreResult] = []
+    with tempfile.TemporaryDirectory(prefix="prodcat-similarity-") as tmp_name:
+        tmp = Path(tmp_name)
+        lite_uri = str(tmp / "lite" / "images.db")
+        lite, lite_index = run_store("Milvus Lite", lite_uri, myntra, myntra_vec, embedder.version)
+        stores.append(lite)
+        log(f"Milvus Lite done (upsert {lite.upsert_s:.1f}s)", started)
+        rng = random.Random(SEED)
+        sheet = contact_rows(myntra, lite_index, 6, rng)
+        lite_index.close()
+        flipkart_stores: list[StoreResult] = []
+        if flipkart is not None:
+            fk_lite, fk_index = run_store("Milvus Lite", lite_uri, flipkart, flipkart_vec, embedder.version)
+            flipkart_stores.append(fk_lite)
+            sheet += contact_rows(flipkart, fk_index, 2, rng)
+            fk_index.close()
+        standalone, server_uri, server_note = start_server(args, tmp)
+        try:
+            if server_uri is not None:
+                log("Milvus server started", started)
+                server, server_index = run_store("Milvus server", server_uri, myntra, myntra_vec, embedder.version)
+                stores.append(server)
+                server_index.close()
+                log(f"Milvus server done (upsert {server.upsert_s:.1f}s, index {server.flush_s:.1f}s)", started)
+                if flipkart is not None:
+                    fk_server, fk_server_index = run_store("Milvus server", server_uri, flipkart, flipkart_vec,
+                                                           embedder.version)
+                    flipkart_stores.append(fk_server)
+                    fk_server_index.close()
+        finally:
+            if standalone is not None:
+                standalone.stop()
+
+    contact_sheet(sheet, args.out / "similarity_contact_sheet.png")
+    myntra_eval = evaluate(myntra, myntra_vec, colour_histograms(myntra.images), stores)
+    flipkart_eval = (evaluate(flipkart, flipkart_vec, colour_histograms(flipkart.images), flipkart_stores)
+                     if flipkart is not None else None)
+    per_type_chart(per_type(myntra_eval, 20), args.out / "similarity_per_type.png",
+                   "Myntra articleTypes with >= 20 photos (photo count in brackets)")
+    run = Run(args, embedder.version, timing, myntra_eval, flipkart_eval, stores, server_note, load_before,
+              flipkart_img_s=flipkart_img_s)
+    run.load_after = os.getloadavg()
+    run.seconds = time.perf_counter() - started
+    write_report(run, args.out / "similarity.md")
+    log(f"wrote {args.out / 'similarity.md'}", started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Command functions for image similarity, registered on the ``prodcat`` app in prodcat/cli.py:
+
+    app.command()(embed); app.command()(similar); app.command("similar-ui")(serve_similarity)
+
+Plain functions with Typer ``Annotated`` parameters; every user mistake or unreachable service
+is raised as a ``ProdcatError`` (one line, non-zero exit through ``prodcat.cli.main``).
+Heavy imports (TensorFlow, pymilvus) stay inside the functions so ``prodcat --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from prodcat.errors import ConfigError, ProdcatError
+from prodcat.settings import Settings
+
+if TYPE_CHECKING:
+    from embedder.base import Embedder
+    from embedder.index import ImageIndex
+
+__all__ = ["embed", "serve_similarity", "similar"]
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+PresetOpt = Annotated[str, typer.Option(help="Column mapping: auto, jsonl, csv, flipkart-images, myntra-images, ...")]
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"PRODCAT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+@contextmanager
+def _milvus_errors(uri: str) -> Iterator[None]:
+    """pymilvus' own exceptions (server gone mid-run, timeouts) as one-line prodcat errors."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as exc:
+        raise ProdcatError(f"Milvus at {uri!r} failed: {exc.message} (check the server, or PRODCAT_MILVUS_URI)") \
+            from None
+
+
+def _open_index(settings: Settings) -> ImageIndex:
+    from embedder.index import ImageIndex
+
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+    try:
+        with _milvus_errors(settings.milvus_uri):
+            return ImageIndex(settings.milvus_uri, token=token)
+    except OSError as exc:  # a Milvus Lite file in a folder that cannot be created
+        raise ConfigError(f"cannot open the Milvus Lite file {settings.milvus_uri!r} ({exc.strerror}); "
+                          "set PRODCAT_MILVUS_URI to a writable path or a server URI") from None
+
+
+def load_embedder(image_size: int, batch_size: int) -> Embedder:
+    """The default embedder (EfficientNet-Lite0, ImageNet); weights converted once into state_dir."""
+    from embedder.backends.efficientnet_lite import EfficientNetLite0Embedder
+
+    return EfficientNetLite0Embedder(cache_dir=_settings().state_dir / "cache" / "weights",
+                                     image_size=image_size, batch_size=batch_size)
+
+
+def _records(catalogue: Path, preset: str, limit: int | None) -> list[dict]:
+    from prodcat.catalogue import read_catalogue
+
+    if not catalogue.is_file():
+        raise ProdcatError(f"catalogue file {catalogue} does not exist")
+    return list(islice(read_catalogue(catalogue, preset), limit))  # read_catalogue checks the preset
+
+
+def embed(
+    catalogue: Annotated[Path, typer.Argument(help="Catalogue with image URLs, e.g. ../shared/datasets/myntra/images.csv.")],
+    preset: PresetOpt = "auto",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Embed at most this many products.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 32,
+    image_size: Annotated[int, typer.Option(min=32, max=1024, help="Model input size in pixels.")] = 224,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store vectors in Redis "
+                                                                  "(PRODCAT_REDIS_URL).")] = False,
+) -> None:
+    """Embed a catalogue's product images into the Milvus collection at PRODCAT_MILVUS_URI."""
+    from embedder.catalogue import embed_catalogue
+
+    settings = _settings()
+    records = _records(catalogue, preset, limit)
+    vector_cache = _vector_cache(settings) if cache else None
+    started = time.monotonic()
+    index = _open_index(settings)  # before the model: an unreachable Milvus fails in a second
+    try:
+        model = load_embedder(image_size, batch_size)
+        with _milvus_errors(settings.milvus_uri), Progress(
+            TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+            TimeRemainingColumn(), console=err, transient=True,
+        ) as progress:
+            task = progress.add_task("embed", total=len(records), note="")
+            report = embed_catalogue(
+                records, embedder=model, index=index, cache=vector_cache, batch_size=batch_size,
+                on_progress=lambda r: progress.update(task, completed=r.processed,
+                                                      note=f"{r.failed} failed" if r.failed else ""),
+            )
+    finally:
+        index.close()
+    out.print(f"{report.summary()} -> {index.collection} at {settings.milvus_uri} "
+              f"({model.version}) in {time.monotonic() - started:.1f}s")
+    for product_id, reason in report.examples[:5]:
+        out.print(f"  failed {product_id}: {reason}", highlight=False)
+
+
+def _vector_cache(settings: Settings):
+    import redis
+
+    from embedder.cache import VectorCache
+
+    client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ProdcatError(f"Redis at {settings.redis_url} unreachable ({exc}); start it (prodcat stack up) "
+                           "or drop --cache") from None
+    return VectorCache(client)
+
+
+def similar(
+    product_id: Annotated[str, typer.Argument(help="Product id whose image vector is in the index.")],
+    k: Annotated[int, typer.Option(min=1, max=16_384, help="How many neighbours.")] = 10,
+    everywhere: Annotated[bool, typer.Option("--everywhere", help="Search all categories, not only the "
+                                                                   "product's level-2 category.")] = False,
+) -> None:
+    """The products whose images are most similar to this one's (cosine), within its level-2 category."""
+    settings = _settings()
+    index = _open_index(settings)
+    try:
+        with _milvus_errors(settings.milvus_uri):
+            hits = index.similar(product_id, k=k, within_level2=not everywhere)
+    finally:
+        index.close()
+    table = Table("rank", "id", "score", "level2", title=f"most similar to {product_id}")
+    for rank, hit in enumerate(hits, start=1):
+        table.add_row(str(rank), hit.id, f"{hit.score:.4f}", hit.level2)
+    out.print(table)
+
+
+def serve_similarity(
+    catalogue: Annotated[Path, typer.Argument(help="The catalogue that was embedded (for titles and images).")],
+    preset: PresetOpt = "auto",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8088,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    judgements: Annotated[Optional[Path], typer.Option(help="SQLite file of judgements "
+                                                            "(default: <state dir>/judgements.sqlite).")] = None,
+) -> None:
+    """Serve the similar-products API and the judging page (http://HOST:PORT/judge)."""
+    from aiohttp import web
+
+    from embedder.judgements import JudgementStore
+    from embedder.web import product_table, similarity_app
+
+    settings = _settings()
+    products = product_table(_records(catalogue, preset, None))
+    index = _open_index(settings)
+    store = JudgementStore(judgements or settings.state_dir / "judgements.sqlite")
+    # catalogue images sit beside the file (images/ next to the CSV): only that folder is served
+    app = similarity_app(index, store, image_root=catalogue.resolve().parent, products=products)
+    try:
+        out.print(f"{len(products)} products, {index.count()} vectors; judge at http://{host}:{port}/judge")
+        web.run_app(app, host=host, port=port, print=None)
+    except OSError as exc:
+        raise ProdcatError(f"cannot listen on {host}:{port} ({exc.strerror}); pass --port") from None
+    finally:
+        store.close()
+        index.close()
