@@ -1,11 +1,30 @@
-"""Image embedding: images in, L2-normalised vectors out (see ``Embedder``)."""
+"""Image embedding: safe fetching, CNN vectors (``Embedder``), a vector cache and the Milvus index.
 
-from embedder.backends.efficientnet_lite import EfficientNetLite0Embedder
-from embedder.backends.hub import HubEmbedder
-from embedder.base import Embedder
-from embedder.cache import VectorCache
-from embedder.fetch import FetchResult, ImageFetcher
-from embedder.index import ImageIndex, ImageVector, Neighbour
+Names are imported on first use, so ``import embedder.cli`` stays cheap (pymilvus and
+TensorFlow load only when an index or a model is actually needed).
+"""
 
-__all__ = ["Embedder", "EfficientNetLite0Embedder", "FetchResult", "HubEmbedder", "ImageFetcher", "ImageIndex",
-           "ImageVector", "Neighbour", "VectorCache"]
+from importlib import import_module
+
+_EXPORTS = {
+    "Embedder": "embedder.base",
+    "EfficientNetLite0Embedder": "embedder.backends.efficientnet_lite",
+    "HubEmbedder": "embedder.backends.hub",
+    "VectorCache": "embedder.cache",
+    "FetchResult": "embedder.fetch",
+    "ImageFetcher": "embedder.fetch",
+    "ImageIndex": "embedder.index",
+    "ImageVector": "embedder.index",
+    "Neighbour": "embedder.index",
+    "embed_catalogue": "embedder.catalogue",
+    "EmbedReport": "embedder.catalogue",
+    "JudgementStore": "embedder.judgements",
+    "similarity_app": "embedder.web",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'embedder' has no attribute {name!r}")

@@ -2,17 +2,15 @@
 
 ``similarity_app(...)`` builds an aiohttp application:
 
-=================================  ========================================================
-``GET /similar/{id}?k=&everywhere=``  neighbours (rank, id, score, level1, level2, title), best first
-``GET /products?q=``               up to 20 products whose id or title contains ``q``
-``GET /products/{id}``             one product, with its level-1/2 category from the index
-``GET /random``                    a random product that has an image vector
-``GET /images/{id}``               the product's image (local files under ``image_root`` only;
-                                   remote ones through the SSRF-safe fetcher, re-encoded)
-``GET /judge``                     the judging page (no external resources: works offline)
-``GET|POST /judgements``           a query's marks / store one mark (JSON)
-``GET /judgements/summary?k=``     precision@k per level-2 category
-=================================  ========================================================
+- ``GET /similar/{id}?k=100&everywhere=0``: neighbours (rank, id, score, level1, level2, title)
+- ``GET /products?q=``: up to 20 products whose id or title contains ``q``
+- ``GET /products/{id}``: one product, with its level-1/2 category from the index
+- ``GET /random``: a random product that has an image vector
+- ``GET /images/{id}``: the product's image (local files under ``image_root`` only; remote
+  ones through the SSRF-safe fetcher, re-encoded; never a redirect)
+- ``GET /judge``: the judging page (no external resources: works offline)
+- ``GET /judgements?query_id=&judge=`` / ``POST /judgements``: a query's marks / one new mark
+- ``GET /judgements/summary?k=``: precision@k per level-2 category
 """
 
 from __future__ import annotations
@@ -135,7 +133,7 @@ def _bool_param(request: web.Request, name: str) -> bool:
 
 
 async def _blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking call (Milvus, SQLite is quick enough inline, image decoding) off the loop."""
+    """Run a blocking call (Milvus, image fetching and encoding) off the event loop."""
     return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
 
 
@@ -374,23 +372,23 @@ tr.current td { background: #eef2fb; font-weight: 600; }
 tr.total td { border-bottom: 0; font-weight: 600; }
 .empty { color: var(--muted); padding: 30px 10px; text-align: center; }
 #query { display: flex; gap: 20px; align-items: center; }
-#query .thumb { width: 150px; height: 200px; flex: none; }
+#query .thumb { width: 165px; height: 220px; flex: none; }
 #query h2 { font-size: 20px; margin: 0 0 4px; text-transform: none; letter-spacing: 0; color: var(--ink); }
 #query .cat { color: var(--muted); }
 .pill { display: inline-block; background: #eef2fb; color: #2a4da8; border-radius: 999px; padding: 2px 10px; font-size: 12px; margin-top: 8px; }
 .progress { margin-top: 12px; height: 6px; width: 260px; background: var(--line); border-radius: 3px; overflow: hidden; }
 .progress div { height: 100%; background: var(--good); width: 0; transition: width .2s; }
 .thumb { background: #fff; border-radius: 8px; display: flex; align-items: center; justify-content: center; overflow: hidden; }
-.thumb img { max-width: 100%; max-height: 100%; object-fit: contain; }
+/* catalogue photos can be tiny (Myntra's are 60x80): scale them up to the box, keep the aspect */
+.thumb img { width: 100%; height: 100%; object-fit: contain; }
 .thumb .noimg { color: var(--muted); font-size: 12px; }
 .gridhead { display: flex; align-items: baseline; justify-content: space-between; margin: 0 2px 10px; }
 .gridhead h3 { margin: 0; font-size: 15px; }
 .keys { color: var(--muted); font-size: 12px; }
 kbd { font: 11px ui-monospace, monospace; background: #f1f3f6; border: 1px solid #d5d9e0; border-bottom-width: 2px;
       border-radius: 4px; padding: 0 4px; color: var(--ink); }
-#grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(168px, 1fr)); gap: 14px; }
-.card { background: var(--card); border: 2px solid var(--line); border-radius: 10px; padding: 10px; position: relative;
-        transition: border-color .1s, box-shadow .1s; }
+#grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(155px, 1fr)); gap: 14px; }
+.card { background: var(--card); border: 2px solid var(--line); border-radius: 10px; padding: 10px; position: relative; }
 .card .thumb { height: 170px; margin-bottom: 8px; background: #fafbfc; }
 .card .rank { position: absolute; top: 8px; left: 8px; background: rgba(28,34,48,.82); color: #fff; font-size: 12px;
               border-radius: 6px; padding: 1px 7px; }
@@ -400,7 +398,7 @@ kbd { font: 11px ui-monospace, monospace; background: #f1f3f6; border: 1px solid
 .card .l2 { font-size: 12px; color: var(--muted); }
 .card .l2.other { color: #b25e00; }
 .card .actions { display: flex; gap: 6px; margin-top: 8px; }
-.card .actions button { flex: 1; padding: 4px 0; font-size: 12px; }
+.card .actions button { flex: 1; padding: 4px 0; font-size: 12px; white-space: nowrap; }
 .card.selected { border-color: var(--accent); box-shadow: 0 0 0 3px rgba(47,111,237,.18); }
 .card.good { background: var(--good-bg); border-color: var(--good); }
 .card.bad { background: var(--bad-bg); border-color: var(--bad); }
@@ -523,8 +521,8 @@ function card(n, i) {
     el("div", { class: "id", text: n.id }), el("div", { class: "title", text: n.title, title: n.title }),
     el("div", { class: "l2" + (n.level2 === state.query.level2 ? "" : " other"), text: n.level2 }),
     el("div", { class: "actions" },
-      el("button", { class: "g", onclick: (e) => { e.stopPropagation(); mark(i, true); } }, "✓ good ", el("kbd", { text: "g" })),
-      el("button", { class: "b", onclick: (e) => { e.stopPropagation(); mark(i, false); } }, "✗ bad ", el("kbd", { text: "b" }))));
+      el("button", { class: "g", title: "good (g)", onclick: (e) => { e.stopPropagation(); mark(i, true); } }, "✓ good"),
+      el("button", { class: "b", title: "bad (b)", onclick: (e) => { e.stopPropagation(); mark(i, false); } }, "✗ bad")));
 }
 
 function update() {

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from pydantic import ValidationError
 
+from embedder.cli import embed, serve_similarity, similar
 from prodcat.errors import ConfigError, ProdcatError
 from prodcat.settings import Settings
 
@@ -218,6 +219,12 @@ def demo(
         proc.terminate()
         proc.wait(30)
     categories(top=25)
+
+
+# image similarity commands live with the embedder
+app.command()(embed)
+app.command()(similar)
+app.command("similar-ui")(serve_similarity)
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     es_ca_certs: Path | None = None
     es_index_products: str = "products"
     es_index_evaluations: str = "evaluations"
+    es_index_labels: str = "labels"
 
     # --- Redis / Milvus ----------------------------------------------------------------------
     redis_url: str = "redis://localhost:6379/0"

@@ -20,7 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from prodcat.categoriser import Categoriser
+from prodcat.errors import InvalidRecord
 from prodcat.settings import Settings
+from retrain.labels import LabelStore, parse_label
 from streams.dedup import UnchangedFilter
 from streams.labelling import LabellingGate, LabellingPolicy
 from streams.lag import consumer_lag
@@ -68,6 +70,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     )
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     products_raw = app.topic(settings.topic_raw, **raw)
+    labels_topic = app.topic(settings.topic_labels, **raw)
     outputs = {name: app.topic(name, **raw) for name in
                (settings.topic_categorised, settings.topic_deadletter, settings.topic_label_requests)}
 
@@ -94,11 +97,13 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         images=images, image_sink=image_sink,
         labelling=LabellingGate(redis, policy), labelling_policy=policy,
     )
+    label_store = LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products)
     index_ready = asyncio.Event()
 
     @app.task
-    async def create_index() -> None:
+    async def create_indices() -> None:
         await elastic.ensure_index()
+        await label_store.ensure_index()
         index_ready.set()
 
     @app.agent(products_raw)
@@ -108,6 +113,33 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
             metrics.events_in.labels(settings.topic_raw).inc(len(events))
             await processor.process([RawEvent(e.value, e.key, e.message.topic, e.message.partition,
                                               e.message.offset) for e in events])
+            for event in events:
+                await stream.ack(event)
+
+    @app.agent(labels_topic)
+    async def store_labels(stream: faust.StreamT) -> None:
+        """labelling.labels -> the label store; bad or unknown-product labels -> dead letters."""
+        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+            await index_ready.wait()
+            taxonomy = slot.current.taxonomy
+            good, rejected = [], []
+            for e in events:
+                event = RawEvent(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
+                try:
+                    good.append((event, parse_label(e.value, taxonomy, key=e.key.decode() if e.key else None)))
+                except InvalidRecord as exc:
+                    rejected.append(event.reject(exc.stage, exc.reason))
+            result = await label_store.write([label for _, label in good])
+            unknown = set(result.unknown_products)
+            rejected += [event.reject("validate", f"unknown product {label.product_id}")
+                         for event, label in good if label.product_id in unknown]
+            rejected += [event.reject("sink", result.failed[label.doc_id])
+                         for event, label in good if label.doc_id in result.failed]
+            await asyncio.gather(*[await publish(settings.topic_deadletter, r.key.encode() if r.key else None,
+                                                 r.model_dump_json().encode()) for r in rejected])
+            for r in rejected:
+                metrics.deadletters.labels(r.stage).inc()
+            metrics.events_in.labels(settings.topic_labels).inc(len(events))
             for event in events:
                 await stream.ack(event)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from prodcat.settings import Settings
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -38,7 +39,6 @@ def stack(tmp_path_factory) -> Settings:
         es_url=f"http://127.0.0.1:{PORT_PREFIX}9200",
         redis_url=f"redis://127.0.0.1:{PORT_PREFIX}6379/0",
         milvus_uri=str(tmp_path_factory.mktemp("milvus") / "prodcat.db"),
-        web_port=16066,
         stack_timeout_s=float(os.environ.get("PRODCAT_TEST_STACK_TIMEOUT_S", "240")),
     )
     services = Stack(settings)
@@ -64,7 +64,7 @@ def isolated(stack: Settings, tmp_path) -> Settings:
     """
     tag = uuid.uuid4().hex[:8]
     return stack.model_copy(update={
-        "milvus_uri": str(tmp_path / "milvus" / "prodcat.db"), "embed_images": False,
+        "milvus_uri": str(tmp_path / "milvus" / "prodcat.db"), "embed_images": False, "web_port": free_port(),
         "topic_raw": f"{tag}.products.raw", "topic_categorised": f"{tag}.products.categorised",
         "topic_label_requests": f"{tag}.labelling.requests", "topic_labels": f"{tag}.labelling.labels",
         "topic_deadletter": f"{tag}.products.deadletter", "topic_model_updates": f"{tag}.models.updates",

@@ -94,11 +94,11 @@ def main() -> None:
         out["c_held_out"] = round(float(p_val[y[val] > 0.5].mean()), 3)
         return out
 
-    for name in args.members.split(","):
+    for name in filter(None, args.members.split(",")):
         for label, weighting in (("plain", LabelWeighting(positive_power=0)), ("class_weights", LabelWeighting())):
             result["true_labels"][f"{name}/{label}"] = run(name, y_true, weighting)
             print("true", name, label, result["true_labels"][f"{name}/{label}"], flush=True)
-    for name in args.rule_members.split(","):
+    for name in filter(None, args.rule_members.split(",")):
         variants = [("pu_off", LabelWeighting(positive_power=0))]
         variants += [(f"pu_{w}", LabelWeighting(positive_power=0, pu_correction=True, unlabelled_weight=float(w)))
                      for w in args.unlabelled_weights.split(",")]

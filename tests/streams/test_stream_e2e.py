@@ -7,8 +7,7 @@ import random
 import time
 
 import pytest
-from confluent_kafka import Consumer
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import Elasticsearch
 
 from prodcat.catalogue import add_noise, read_catalogue, true_category_path
 from prodcat.errors import InvalidRecord
@@ -18,6 +17,7 @@ from prodcat.rules import RuleSet, generate_rules
 from prodcat.taxonomy import Taxonomy
 from streams.deadletter import DeadLetter
 from streams.topics import ensure_topics
+from tests.helpers import drain, wait_for_count
 
 pytestmark = pytest.mark.integration
 
@@ -37,37 +37,6 @@ def malformed_events(n: int, max_field_chars: int) -> list[tuple[bytes | None, b
         lambda i: b"null",
     ]
     return [(f"bad-{i}".encode() if i % 2 else None, kinds[i % len(kinds)](i)) for i in range(n)]
-
-
-def drain(settings, topic: str, idle_s: float = 5.0) -> list:
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"drain-{time.time()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    messages, last = [], time.monotonic()
-    while time.monotonic() - last < idle_s:
-        msg = consumer.poll(0.5)
-        if msg is None or msg.error():
-            continue
-        messages.append(msg)
-        last = time.monotonic()
-    consumer.close()
-    return messages
-
-
-def wait_for_count(es: Elasticsearch, index: str, target: int, timeout: float, worker=None) -> int:
-    deadline, count = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline:
-        if worker is not None and worker.proc.poll() is not None:
-            pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_tail()}")
-        try:
-            es.indices.refresh(index=index)
-            count = es.count(index=index)["count"]
-        except ApiError:  # the worker has not created the index (or its shard) yet
-            count = 0
-        if count >= target:
-            return count
-        time.sleep(0.5)
-    return count
 
 
 def test_flipkart_replay_with_malformed_events_and_a_worker_crash(isolated, workers, datasets, tmp_path):

@@ -17,6 +17,7 @@ from prodcat.stack import Stack
 from streams.lag import consumer_lag
 from streams.model_updates import Announcement, announce
 from streams.topics import ensure_topics
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[2] / "prodcat" / "data"
@@ -125,8 +126,8 @@ def test_a_promoted_model_is_used_mid_stream_without_skipping(isolated, workers,
 
 def test_elasticsearch_outage_loses_nothing_and_lag_metric_matches_broker(isolated, workers):
     ensure_topics(isolated)
-    port = 16166
-    settings = isolated.model_copy(update={"web_port": port})
+    settings = isolated
+    port = settings.web_port
     worker = workers(settings)
     es = Elasticsearch(**settings.es_client_kwargs())
     publish(settings, [product(i) for i in range(200)])
@@ -160,7 +161,7 @@ def test_elasticsearch_outage_loses_nothing_and_lag_metric_matches_broker(isolat
 
 def test_two_workers_share_the_partitions(isolated, workers):
     ensure_topics(isolated)
-    ports = (16266, 16267)
+    ports = (isolated.web_port, free_port())
     started = [workers(isolated.model_copy(update={"web_port": p})) for p in ports]
     es = Elasticsearch(**isolated.es_client_kwargs())
     admin = AdminClient(isolated.kafka_client_config())

@@ -1,0 +1,145 @@
+"""Why the linear member decided a category: the input tokens with the largest ``x_j * W_jc``.
+
+For a logistic regression the logit of category c is ``b_c + sum_j x_j W_jc``, so each input
+column j contributes exactly ``x_j * W_jc``. The tokens (or categorical values) with the largest
+positive contributions are the evidence for the category; an explanation lists them, largest first.
+
+* :func:`top_contributions`: one product, one category.
+* :func:`top_contributions_batch`: many products, each with its own decided categories (a boolean
+  decision matrix or lists of column indices), one vectorised product per row.
+* :func:`wide_inputs`: the featuriser's arrays and :meth:`models.members.logreg.LogReg.coefficients`
+  joined into one ``(X, W, vocab)`` triple, labelled ``"<feature>:<token>"`` (TF-IDF columns) and
+  ``"<feature>=<value>"`` (one-hot categoricals), in the member's kernel row order.
+
+>>> W = np.array([[2.0, 0.0], [0.5, 1.0], [-1.0, 3.0]])
+>>> top_contributions(np.array([1.0, 2.0, 1.0]), W, ["red", "shoe", "bag"], 0, k=5)
+[('red', 2.0), ('shoe', 1.0)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from models.errors import DataError
+
+__all__ = ["top_contributions", "top_contributions_batch", "wide_inputs"]
+
+Contribution = tuple[str, float]
+
+
+def _dense_row(x: Any) -> np.ndarray:
+    if hasattr(x, "toarray"):  # a scipy sparse row
+        x = x.toarray()
+    return np.asarray(x, dtype=np.float64).ravel()
+
+
+def _check(width: int, weights: np.ndarray, vocab: Sequence[str]) -> None:
+    if weights.ndim != 2 or weights.shape[0] != width or len(vocab) != width:
+        raise DataError(f"Expected x of length V, W of shape (V, C) and V vocabulary entries. Received: "
+                        f"len(x)={width}, W.shape={weights.shape}, len(vocab)={len(vocab)}")
+
+
+def _top(contrib: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest positive values of a 1-D array, largest first (ties: lower position first)."""
+    positive = np.flatnonzero(contrib > 0)
+    return positive[np.argsort(-contrib[positive], kind="stable")[:k]]  # stable: ties keep column order
+
+
+def top_contributions(x: Any, W: np.ndarray, vocab: Sequence[str], category_index: int,
+                      k: int = 5) -> list[Contribution]:
+    """The ``k`` tokens with the largest positive ``x_j * W_jc`` for category column ``category_index``.
+
+    ``x`` is the product's input vector (length V: TF-IDF values, one-hots; dense or a scipy
+    sparse row), ``W`` the member's (V x C) weights and ``vocab`` the V column labels. Returns
+    ``[(token, contribution), ...]``, largest first; tokens with zero or negative contribution are
+    left out, so the list may be shorter than ``k``.
+    """
+    row = _dense_row(x)
+    weights = np.asarray(W)
+    _check(len(row), weights, vocab)
+    if not 0 <= category_index < weights.shape[1]:
+        raise IndexError(f"Expected a category column in [0, {weights.shape[1]}). Received: {category_index}")
+    if k < 1:
+        raise ValueError(f"Expected k >= 1. Received: k={k}")
+    nz = np.flatnonzero(row)
+    contrib = row[nz] * weights[nz, category_index]
+    return [(vocab[nz[j]], float(contrib[j])) for j in _top(contrib, k)]
+
+
+def top_contributions_batch(X: Any, W: np.ndarray, vocab: Sequence[str],
+                            categories: np.ndarray | Sequence[Sequence[int]], k: int = 5) -> list[dict[int, list[Contribution]]]:
+    """For each product (row of ``X``, n x V), ``{category column: top-k contributions}`` for its categories.
+
+    ``categories`` is a boolean n x C decision matrix (e.g. :meth:`models.thresholds.Thresholds.decide`)
+    or, per product, a list of category columns. Per row, the contributions of all its categories
+    are one (nonzero inputs x categories) product, so the cost follows the row's nonzeros, not V.
+    """
+    if hasattr(X, "tocsr"):
+        X = X.tocsr()
+    weights = np.asarray(W)
+    n = X.shape[0]
+    _check(X.shape[1], weights, vocab)
+    if k < 1:
+        raise ValueError(f"Expected k >= 1. Received: k={k}")
+    if isinstance(categories, np.ndarray) and categories.dtype == np.bool_:
+        if categories.shape != (n, weights.shape[1]):
+            raise DataError(f"Expected a decision matrix of shape {(n, weights.shape[1])}. "
+                            f"Received: {categories.shape}")
+        per_row: Sequence[Sequence[int]] = [np.flatnonzero(r) for r in categories]
+    else:
+        if len(categories) != n:
+            raise DataError(f"Expected one list of categories per product ({n}). Received: {len(categories)}")
+        per_row = categories
+    out: list[dict[int, list[Contribution]]] = []
+    for i in range(n):
+        cols = np.asarray(per_row[i], dtype=np.int64)
+        if len(cols) == 0:
+            out.append({})
+            continue
+        row = _dense_row(X[i])
+        nz = np.flatnonzero(row)
+        contrib = row[nz, None] * weights[np.ix_(nz, cols)]  # (nonzeros, categories)
+        out.append({int(c): [(vocab[nz[j]], float(contrib[j, a])) for j in _top(contrib[:, a], k)]
+                    for a, c in enumerate(cols)})
+    return out
+
+
+def wide_inputs(features: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                vocabularies: Mapping[str, Sequence[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Join per-feature inputs and weight blocks into ``(X (n x V), W (V x C), vocab)`` for the functions above.
+
+    ``coefficients`` is :meth:`LogReg.coefficients` (feature -> its rows of the kernel, in kernel
+    order), ``features`` the featuriser's arrays, ``vocabularies`` each feature's
+    :meth:`Featuriser.vocabulary`. A TF-IDF feature (float, n x width) is used as it is; a
+    categorical feature (int ids, n x 1) becomes its one-hot vector, as inside the member.
+    """
+    xs: list[np.ndarray] = []
+    labels: list[str] = []
+    for name, block in coefficients.items():
+        if name not in features or name not in vocabularies:
+            raise DataError(f"Expected features and a vocabulary for {name!r} (a feature of the member). "
+                            f"Received features {sorted(features)} and vocabularies {sorted(vocabularies)}")
+        arr, vocab, width = np.asarray(features[name]), list(vocabularies[name]), block.shape[0]
+        if len(vocab) != width:
+            raise DataError(f"Expected {width} vocabulary entries for {name!r} (rows of its weights). "
+                            f"Received: {len(vocab)}")
+        if np.issubdtype(arr.dtype, np.integer) and arr.ndim == 2 and arr.shape[1] == 1:
+            onehot = np.zeros((len(arr), width), dtype=np.float32)
+            ids = arr[:, 0]
+            ok = (ids >= 0) & (ids < width)
+            onehot[np.flatnonzero(ok), ids[ok]] = 1.0
+            xs.append(onehot)
+            labels.extend(f"{name}={v if v else '<missing>'}" for v in vocab)
+        elif arr.ndim == 2 and arr.shape[1] == width:
+            xs.append(arr.astype(np.float32, copy=False))
+            labels.extend(f"{name}:{v}" for v in vocab)
+        else:
+            raise DataError(f"Expected {name!r} as (n, {width}) floats or (n, 1) category ids. "
+                            f"Received: shape={arr.shape}, dtype={arr.dtype}")
+    if not xs:
+        raise DataError("Expected at least one feature in coefficients. Received: none")
+    weights = np.concatenate([np.asarray(b) for b in coefficients.values()], axis=0)
+    return np.concatenate(xs, axis=1), weights, labels
