@@ -433,7 +433,11 @@ class StackedEnsemble(Ensemble):
         # float32, member by member: a few n x C buffers whatever the number of members
         eta = np.empty(arrays[0].shape, dtype=np.float32)
         eta[:] = (self.intercept_ + self.biases_).astype(np.float32)
-        logits = (lambda a: _logit(a.astype(np.float32, copy=False), np.float32(self.clip)))
+        clip = np.float32(self.clip)
+
+        def logits(a: np.ndarray) -> np.ndarray:
+            return _logit(a.astype(np.float32, copy=False), clip)
+
         if any(np.isnan(a).any() for a in arrays):
             total = np.zeros_like(eta)
             count = np.zeros_like(eta)

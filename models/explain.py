@@ -70,7 +70,8 @@ def top_contributions(x: Any, W: np.ndarray, vocab: Sequence[str], category_inde
 
 
 def top_contributions_batch(X: Any, W: np.ndarray, vocab: Sequence[str],
-                            categories: np.ndarray | Sequence[Sequence[int]], k: int = 5) -> list[dict[int, list[Contribution]]]:
+                            categories: np.ndarray | Sequence[Sequence[int]],
+                            k: int = 5) -> list[dict[int, list[Contribution]]]:
     """For each product (row of ``X``, n x V), ``{category column: top-k contributions}`` for its categories.
 
     ``categories`` is a boolean n x C decision matrix (e.g. :meth:`models.thresholds.Thresholds.decide`)

@@ -244,7 +244,8 @@ class Featuriser:
     >>> featuriser = Featuriser(FeatureConfig.from_yaml('''
     ... fields: {title: {kind: text, max_tokens: 50, sequence_length: 4}, image: {kind: dense, dim: 2}}
     ... '''))
-    >>> featuriser = featuriser.fit([ProductRecord(id="1", title="Red shirt"), ProductRecord(id="2", title="Blue shirt")])
+    >>> records = [ProductRecord(id="1", title="Red shirt"), ProductRecord(id="2", title="Blue shirt")]
+    >>> featuriser = featuriser.fit(records)
     >>> x = featuriser.transform([ProductRecord(id="3", title="Shirt!")])
     >>> sorted(x), x["title_tokens"].tolist()
     (['image', 'image_mask', 'title_tfidf', 'title_tokens'], [[2, 0, 0, 0]])
@@ -320,7 +321,8 @@ class Featuriser:
         if fields is not None:
             unknown = [f for f in fields if f not in self.config.fields]
             if unknown:
-                raise ConfigError(f"unknown field(s) {unknown}; expected names from fields: {sorted(self.config.fields)}")
+                raise ConfigError(f"unknown field(s) {unknown}; expected names from fields: "
+                                  f"{sorted(self.config.fields)}")
         specs: list[InputSpec] = []
         for encoder in (*self._text.values(), *self._categorical.values(), self._dense):
             if encoder is not None and (fields is None or encoder.name in fields):
@@ -336,8 +338,8 @@ class Featuriser:
                     return encoder.vocabulary(output)
         if feature in self._categorical:
             return self._categorical[feature].vocabulary()
-        raise KeyError(f"no vocabulary for feature {feature!r}; expected one of "
-                       f"{[s.name for s in self.input_spec().values() if s.kind in ('tf_idf', 'tokens', 'categorical')]}")
+        known = [s.name for s in self.input_spec().values() if s.kind in ("tf_idf", "tokens", "categorical")]
+        raise KeyError(f"no vocabulary for feature {feature!r}; expected one of {known}")
 
     # --- persistence -------------------------------------------------------------------------
 

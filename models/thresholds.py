@@ -257,7 +257,10 @@ class Thresholds:
         return out
 
     def uncertainty_per_category(self, probs: np.ndarray) -> np.ndarray:
-        """n x C in [0, 1]: ``p / t`` below the threshold, ``(1 - p) / (1 - t)`` at or above; 0 where t > 1, NaN stays NaN."""
+        """n x C in [0, 1]: ``p / t`` below the threshold, ``(1 - p) / (1 - t)`` at or above.
+
+        0 for categories never predicted (t > 1); NaN probabilities stay NaN.
+        """
         probs, t = self._check(probs)
         p = probs.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
+from mode import CrashingSupervisor
 from confluent_kafka.admin import AdminClient
 from aiohttp.web import Response
 from elasticsearch import AsyncElasticsearch
@@ -106,7 +107,9 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         await label_store.ensure_index()
         index_ready.set()
 
-    @app.agent(products_raw)
+    # an unexpected error stops the worker (its batch is not acked, so it replays on restart)
+    # instead of leaving a dead agent holding its partitions
+    @app.agent(products_raw, supervisor_strategy=CrashingSupervisor)
     async def classify(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
             await index_ready.wait()
@@ -116,7 +119,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
             for event in events:
                 await stream.ack(event)
 
-    @app.agent(labels_topic)
+    @app.agent(labels_topic, supervisor_strategy=CrashingSupervisor)
     async def store_labels(stream: faust.StreamT) -> None:
         """labelling.labels -> the label store; bad or unknown-product labels -> dead letters."""
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
@@ -126,7 +129,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
             for e in events:
                 event = RawEvent(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
                 try:
-                    good.append((event, parse_label(e.value, taxonomy, key=e.key.decode() if e.key else None)))
+                    good.append((event, parse_label(e.value, taxonomy, key=e.key)))
                 except InvalidRecord as exc:
                     rejected.append(event.reject(exc.stage, exc.reason))
             result = await label_store.write([label for _, label in good])

@@ -50,7 +50,8 @@ class ImageHead(KerasMember):
         # Multiplying by the mask keeps the mask an input of the graph and zeroes absent rows.
         x = keras.layers.Multiply(name="masked")([inputs[self._vector], inputs[self._mask]])
         x = keras.layers.Dropout(self.dropout)(x)
-        embedding = keras.layers.Dense(self.hidden, activation="relu", kernel_regularizer=keras.regularizers.L2(self.l2),
+        embedding = keras.layers.Dense(self.hidden, activation="relu",
+                                       kernel_regularizer=keras.regularizers.L2(self.l2),
                                        name="embedding")(x)
         x = keras.layers.Dropout(self.dropout)(embedding)
         return embedding, keras.layers.Dense(n_classes, activation="sigmoid", name="probabilities")(x)

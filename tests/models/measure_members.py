@@ -56,7 +56,8 @@ def main() -> None:
     records = [parse_record(raw) for raw in read_catalogue(path, "flipkart-names")]
     paths = [r.category_path for r in records]
     taxonomy = Taxonomy.from_paths(paths, max_depth=args.depth)
-    taxonomy = taxonomy.prune(support=taxonomy.support(labels_from_paths(paths, taxonomy)), min_support=args.min_support)
+    support = taxonomy.support(labels_from_paths(paths, taxonomy))
+    taxonomy = taxonomy.prune(support=support, min_support=args.min_support)
     y_true = label_matrix(labels_from_paths(paths, taxonomy), taxonomy)
     rules = generate_rules(taxonomy)
     y_rule = label_matrix([m.labels for m in rules.apply_many(records)], taxonomy)
