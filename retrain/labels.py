@@ -117,7 +117,7 @@ def parse_label(raw: bytes, taxonomy: Taxonomy, *, key: bytes | None = None,
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRecord(f"label is not JSON: {exc}", "validate") from exc
+        raise InvalidRecord(f"label is not JSON: {exc}", "parse") from exc
     if not isinstance(data, dict):
         raise InvalidRecord(f"Expected a JSON object with product_id, category, positive, labeller. "
                             f"Received: {type(data).__name__}", "validate")
