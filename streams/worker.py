@@ -31,6 +31,10 @@ def load_announced(announcement: Announcement) -> Categoriser:
     if announcement.kind == "rules":
         location = Path(announcement.location)
         return load_rules(location / "rules.yaml", location / "taxonomy.json", announcement.version)
+    if announcement.kind == "model":
+        from models.artifact import load_classifier  # TensorFlow/Keras only when a model is announced
+
+        return load_classifier(announcement.location)
     raise ConfigError(f"unknown model kind {announcement.kind!r} in the announcement of {announcement.version}")
 
 

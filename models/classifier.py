@@ -1,0 +1,222 @@
+"""The trained model the stream runs: featuriser -> members -> combiner -> thresholds, as a Categoriser.
+
+Build one with :func:`models.training.train_ensemble`; save and load it with
+:mod:`models.artifact` (``save_classifier`` / ``load_classifier``).
+
+Per product, :meth:`Classifier.predict_batch` returns a
+:class:`~prodcat.categoriser.Categorisation`:
+
+* ``categories``: ``Thresholds.decide`` on the ensemble probabilities, closed under ancestors;
+* ``scores``: the ensemble probability of every decided category plus the ``n_extra_scores``
+  most probable others (what a labeller looks at next);
+* ``explanation``: per decided category, the input tokens with the largest contribution in the
+  logistic-regression member (``"title:shorts"``, ``"brand=nike"``), when that member is present;
+* ``uncertainty``: :meth:`Thresholds.uncertainty` (1 = a probability on its threshold);
+* ``disagreement``: vote entropy of the members' own decisions (:func:`models.ensemble.disagreement`).
+
+A record that breaks featurisation is scored as an empty record (and logged), never failing the
+batch; a batch where even that fails gets empty categorisations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from models.ensemble import Ensemble, disagreement
+from models.explain import top_contributions_batch, wide_inputs
+from models.featuriser import Featuriser
+from models.members.base import Member
+from models.thresholds import Thresholds
+from prodcat.categoriser import Categorisation, Categoriser
+from prodcat.errors import DataError
+from prodcat.record import ProductRecord
+from prodcat.taxonomy import Taxonomy
+
+__all__ = ["Classifier"]
+
+log = logging.getLogger(__name__)
+
+ImageInput = Mapping[str, np.ndarray] | np.ndarray | None
+
+
+class Classifier(Categoriser):
+    """A trained ensemble behind the :class:`~prodcat.categoriser.Categoriser` interface.
+
+    ``members`` is ordered (the combiner's member order); ``metrics`` and ``training`` are
+    plain JSON kept with the artifact (validation metrics, training settings).
+    """
+
+    def __init__(self, *, featuriser: Featuriser, members: Mapping[str, Member], combiner: Ensemble,
+                 thresholds: Thresholds, taxonomy: Taxonomy, version: str, metrics: dict[str, Any] | None = None,
+                 training: dict[str, Any] | None = None, explain_tokens: int = 3, n_extra_scores: int = 3) -> None:
+        if not members:
+            raise DataError("Expected at least one trained member. Received: none")
+        if combiner.n_members_ is not None and combiner.n_members_ != len(members):
+            raise DataError(f"Expected a combiner fitted on {len(members)} members. Received one fitted on "
+                            f"{combiner.n_members_}")
+        self.featuriser = featuriser
+        self.members: dict[str, Member] = dict(members)
+        self.combiner = combiner
+        self.thresholds = thresholds
+        self.taxonomy = taxonomy
+        self.version = version
+        self.metrics: dict[str, Any] = metrics or {}
+        self.training: dict[str, Any] = training or {}
+        self.explain_tokens = explain_tokens
+        self.n_extra_scores = n_extra_scores
+        self._explainer: tuple[dict[str, np.ndarray], dict[str, list[str]]] | None = None
+
+    def __repr__(self) -> str:
+        return (f"Classifier({self.version}, members={list(self.members)}, combiner={self.combiner.kind}, "
+                f"{len(self.taxonomy)} categories)")
+
+    # --- features ---------------------------------------------------------------------------
+
+    @property
+    def image_dim(self) -> int | None:
+        for spec in self.featuriser.config.fields.values():
+            if spec.kind == "dense":
+                return int(spec.dim)
+        return None
+
+    def _image_matrix(self, records: Sequence[ProductRecord], image_vectors: ImageInput) -> np.ndarray | None:
+        """(n, dim) with NaN rows for products without (a usable) vector; None when the model reads no image."""
+        dim = self.image_dim
+        if dim is None or image_vectors is None:
+            return None
+        if isinstance(image_vectors, np.ndarray):
+            return image_vectors
+        out = np.full((len(records), dim), np.nan, dtype=np.float32)
+        for i, record in enumerate(records):
+            vector = image_vectors.get(str(record.id))
+            if vector is None:
+                continue
+            vector = np.asarray(vector, dtype=np.float32).ravel()
+            if vector.shape == (dim,):
+                out[i] = vector
+            else:
+                log.warning("image vector of %r has %d values, expected %d; ignoring it", record.id, vector.size, dim)
+        return out
+
+    def _transform(self, records: Sequence[ProductRecord], images: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Featurise; records that fail on their own are featurised as empty records (logged)."""
+        try:
+            return self.featuriser.transform(records, images)
+        except Exception:  # noqa: BLE001 - find the bad record(s) below
+            log.warning("featurising a batch of %d failed; retrying record by record", len(records))
+        parts: list[dict[str, np.ndarray]] = []
+        for i, record in enumerate(records):
+            image = None if images is None else images[i:i + 1]
+            try:
+                parts.append(self.featuriser.transform([record], image))
+            except Exception:  # noqa: BLE001 - one odd record must not stop the stream
+                log.exception("featurising record %r failed; scoring it as an empty record",
+                              getattr(record, "id", None))
+                empty_image = None if images is None else np.full((1, images.shape[1]), np.nan, np.float32)
+                parts.append(self.featuriser.transform([ProductRecord(id=str(getattr(record, "id", "?")))],
+                                                       empty_image))
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    def features(self, records: Sequence[ProductRecord], image_vectors: ImageInput = None) -> dict[str, np.ndarray]:
+        """The featuriser's arrays for ``records`` (image vectors by product id or as an n x dim matrix)."""
+        records = list(records)
+        return self._transform(records, self._image_matrix(records, image_vectors))
+
+    # --- predicting ---------------------------------------------------------------------------
+
+    def _member_probs(self, x: dict[str, np.ndarray]) -> np.ndarray:
+        return np.stack([member.predict_proba(x) for member in self.members.values()]).astype(np.float32)
+
+    def predict_proba(self, records: Sequence[ProductRecord],
+                      image_vectors: ImageInput = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ensemble probabilities n x C, member probabilities m x n x C; NaN rows where a member abstains)."""
+        records = list(records)
+        n_cat = len(self.taxonomy)
+        if not records:
+            return np.zeros((0, n_cat), np.float32), np.zeros((len(self.members), 0, n_cat), np.float32)
+        member_probs = self._member_probs(self.features(records, image_vectors))
+        return self.combiner.predict_proba(list(member_probs)), member_probs
+
+    def predict_batch(self, records: Sequence[ProductRecord],
+                      image_vectors: ImageInput = None) -> list[Categorisation]:
+        """One :class:`Categorisation` per record, in order (see the module docstring)."""
+        records = list(records)
+        if not records:
+            return []
+        try:
+            x = self.features(records, image_vectors)
+            member_probs = self._member_probs(x)
+            probs = self.combiner.predict_proba(list(member_probs))
+        except Exception:  # noqa: BLE001 - the stream must keep going; the products get no categories
+            log.exception("the model failed on a batch of %d records; returning no categories", len(records))
+            return [Categorisation(categories=[], uncertainty=1.0) for _ in records]
+        decided = self.thresholds.decide(probs)
+        uncertainty = self.thresholds.uncertainty(probs)
+        try:
+            split = disagreement(list(member_probs), self.thresholds)
+        except Exception:  # noqa: BLE001 - a secondary signal; never worth failing the batch
+            log.exception("disagreement failed")
+            split = np.full(len(records), np.nan)
+        explanations = self._explain(x, decided)
+        ids = self.taxonomy.ids
+        out: list[Categorisation] = []
+        for i in range(len(records)):
+            cols = np.flatnonzero(decided[i])
+            rest = np.argsort(-np.nan_to_num(probs[i], nan=-1.0), kind="stable")
+            extra = [c for c in rest if not decided[i, c]][: self.n_extra_scores]
+            scores = {ids[c]: round(float(probs[i, c]), 6) for c in (*cols, *extra)}
+            out.append(Categorisation(
+                categories=[ids[c] for c in cols],
+                scores=scores,
+                explanation={ids[c]: tokens for c, tokens in explanations[i].items()},
+                uncertainty=float(uncertainty[i]),
+                disagreement=None if np.isnan(split[i]) else float(split[i]),
+            ))
+        return out
+
+    def categorise_batch(self, records: Sequence[ProductRecord],
+                         image_vectors: Mapping[str, np.ndarray] | None = None) -> list[Categorisation]:
+        """What the stream calls: :meth:`predict_batch`."""
+        return self.predict_batch(records, image_vectors)
+
+    def decide(self, records: Sequence[ProductRecord], image_vectors: ImageInput = None) -> np.ndarray:
+        """Boolean n x C decisions (closed under ancestors): for evaluation."""
+        return self.thresholds.decide(self.predict_proba(records, image_vectors)[0])
+
+    # --- explanations and embeddings -----------------------------------------------------------
+
+    def _explain(self, x: dict[str, np.ndarray], decided: np.ndarray) -> list[dict[int, list[str]]]:
+        empty: list[dict[int, list[str]]] = [{} for _ in range(len(decided))]
+        logreg = self.members.get("logreg")
+        if logreg is None or not hasattr(logreg, "coefficients"):
+            return empty
+        try:
+            if self._explainer is None:
+                coefficients = logreg.coefficients()
+                vocab = {name: self.featuriser.vocabulary(name) for name in coefficients}
+                self._explainer = (coefficients, vocab)
+            coefficients, vocab = self._explainer
+            xw, weights, labels = wide_inputs(x, coefficients, vocab)
+            tops = top_contributions_batch(xw, weights, labels, decided, k=self.explain_tokens)
+        except Exception:  # noqa: BLE001 - explanations are optional
+            log.exception("explaining the decisions failed")
+            return empty
+        return [{c: [_readable(token) for token, _ in contributions] for c, contributions in row.items()}
+                for row in tops]
+
+    def embed(self, records: Sequence[ProductRecord], image_vectors: ImageInput = None) -> np.ndarray:
+        """The compound embedding: every member's penultimate layer, concatenated (NaN where a member abstains)."""
+        x = self.features(list(records), image_vectors)
+        return np.concatenate([member.embed(x) for member in self.members.values()], axis=1).astype(np.float32)
+
+
+def _readable(label: str) -> str:
+    """``title_tfidf:red shoes`` -> ``title:red shoes``; categorical ``brand=nike`` stays."""
+    head, sep, token = label.partition(":")
+    if sep and head.endswith("_tfidf"):
+        return f"{head[:-len('_tfidf')]}:{token}"
+    return label
