@@ -40,6 +40,7 @@ __all__ = ["Classifier"]
 
 log = logging.getLogger(__name__)
 
+_NOT_EVIDENCE = ("[UNK]", "<missing>")
 ImageInput = Mapping[str, np.ndarray] | np.ndarray | None
 
 
@@ -68,6 +69,7 @@ class Classifier(Categoriser):
         self.training: dict[str, Any] = training or {}
         self.explain_tokens = explain_tokens
         self.n_extra_scores = n_extra_scores
+        self.oof_: Any = None  # training's out-of-fold predictions when asked for (not saved)
         self._explainer: tuple[dict[str, np.ndarray], dict[str, list[str]]] | None = None
 
     def __repr__(self) -> str:
@@ -201,12 +203,13 @@ class Classifier(Categoriser):
                 self._explainer = (coefficients, vocab)
             coefficients, vocab = self._explainer
             xw, weights, labels = wide_inputs(x, coefficients, vocab)
-            tops = top_contributions_batch(xw, weights, labels, decided, k=self.explain_tokens)
+            tops = top_contributions_batch(xw, weights, labels, decided, k=self.explain_tokens + 2)
         except Exception:  # noqa: BLE001 - explanations are optional
             log.exception("explaining the decisions failed")
             return empty
-        return [{c: [_readable(token) for token, _ in contributions] for c, contributions in row.items()}
-                for row in tops]
+        # out-of-vocabulary and missing values are not evidence a reader can check: left out
+        return [{c: [_readable(t) for t, _ in contributions if not t.endswith(_NOT_EVIDENCE)][: self.explain_tokens]
+                 for c, contributions in row.items()} for row in tops]
 
     def embed(self, records: Sequence[ProductRecord], image_vectors: ImageInput = None) -> np.ndarray:
         """The compound embedding: every member's penultimate layer, concatenated (NaN where a member abstains)."""

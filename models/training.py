@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -39,13 +39,22 @@ from models.thresholds import Thresholds
 from prodcat.record import ProductRecord
 from prodcat.taxonomy import Taxonomy
 
-__all__ = ["DEFAULT_EPOCHS", "TEXT_MEMBERS", "CombinerKind", "make_combiner", "new_version", "train_ensemble"]
+__all__ = ["DEFAULT_EPOCHS", "TEXT_MEMBERS", "CombinerKind", "OutOfFold", "make_combiner", "new_version", "train_ensemble"]
 
 CombinerKind = Literal["stacked", "weighted", "mean"]
 TEXT_MEMBERS: tuple[str, ...] = ("logreg", "mlp", "wide_deep", "textcnn", "gru")
 # Fixed epochs (no early stopping: the refit on all rows has no held-out set to stop on).
 # Small on purpose: training runs inline in retraining on a shared CPU.
 DEFAULT_EPOCHS: dict[str, int] = {"logreg": 12, "mlp": 6, "wide_deep": 5, "textcnn": 5, "gru": 4, "image_head": 10}
+
+class OutOfFold(NamedTuple):
+    """What the combiner and thresholds were fitted on: OOF member probabilities and labels, and the two parts."""
+
+    member_probs: np.ndarray  # (m, n, C)
+    y: np.ndarray  # (n, C)
+    fit_idx: np.ndarray  # rows the combiner was fitted on
+    val_idx: np.ndarray  # rows the thresholds were tuned on
+
 
 Progress = Callable[[str, int, int], None]  # (stage description, step done, steps in total)
 
@@ -101,6 +110,7 @@ def train_ensemble(
     min_support: int = 3,
     seed: int = 0,
     version: str | None = None,
+    keep_oof: bool = False,
     on_progress: Progress | None = None,
 ) -> Classifier:
     """Train a :class:`Classifier` on ``records`` labelled with ``label_sets`` (category ids of ``taxonomy``).
@@ -110,7 +120,8 @@ def train_ensemble(
     has a dense field. ``epochs``: one number for every member or per member name (defaults in
     :data:`DEFAULT_EPOCHS`). ``weighting``: class balancing and the PU correction for rule labels
     (default: class balancing only). ``sample_weight``: (n,) importance weights (active learning).
-    ``min_support``: validation positives a category needs for its own threshold.
+    ``min_support``: validation positives a category needs for its own threshold. ``keep_oof``
+    keeps the out-of-fold probabilities on ``classifier.oof_`` (for benchmarks; not saved).
     """
     started = time.perf_counter()
     records = list(records)
@@ -204,6 +215,9 @@ def train_ensemble(
     version = version or new_version(training, thresholds.to_dict()["thresholds"], taxonomy.ids)
     step += 1
     report("done", step, steps)
-    return Classifier(featuriser=featuriser, members=fitted, combiner=combiner_model, thresholds=thresholds,
-                      taxonomy=taxonomy, version=version,
-                      metrics={"validation": validation, "validation_members": per_member}, training=training)
+    classifier = Classifier(featuriser=featuriser, members=fitted, combiner=combiner_model, thresholds=thresholds,
+                            taxonomy=taxonomy, version=version,
+                            metrics={"validation": validation, "validation_members": per_member}, training=training)
+    if keep_oof:
+        classifier.oof_ = OutOfFold(np.stack(oof), y, fit_idx, val_idx)
+    return classifier

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from embedder.cli import embed, serve_similarity, similar
 from prodcat.errors import ConfigError, ProdcatError
+from retrain.cli import label_ui
 from prodcat.settings import Settings
 
 app = typer.Typer(help="prodcat: streaming product categoriser.", no_args_is_help=True,
@@ -225,6 +226,8 @@ def demo(
 app.command()(embed)
 app.command()(similar)
 app.command("similar-ui")(serve_similarity)
+# the labelling page lives with retraining
+app.command("label-ui")(label_ui)
 
 
 def main() -> None:

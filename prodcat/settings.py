@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     labelling_disagreement_min: float = Field(0.3, ge=0, le=1)
     labelling_window_s: int = Field(7 * 24 * 3600, ge=0)
     labelling_max_per_day: int = Field(1000, ge=0)
+    labelling_token: SecretStr | None = Field(None, description="required when the labelling page is not on loopback")
 
     # --- local stack (`prodcat stack`) ------------------------------------------------------
     state_dir: Path = Path(".prodcat")

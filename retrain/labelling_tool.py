@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -77,7 +78,7 @@ def check_bind(host: str, token: str | None) -> None:
         loopback = name in _LOOPBACK_NAMES
     if not loopback:
         raise ConfigError(f"the labelling tool would listen on {host!r}, which is not a loopback address, "
-                          "without a token: pass --token (or PRODCAT_LABELLING_TOKEN), or bind to 127.0.0.1")
+                          "without a token: pass --token (or set PRODCAT_LABELLING_TOKEN), or bind to 127.0.0.1")
 
 
 # --- the queue -----------------------------------------------------------------------------
@@ -174,6 +175,11 @@ class RequestQueue:
             item = self._items.get(product_id)
             return item.request if item is not None else None
 
+    def ignore(self, topic: str, partition: int, offset: int) -> None:
+        """An unusable message: nothing to label, its offset may be committed."""
+        with self._lock:
+            self._seen[(topic, partition)] = max(self._seen.get((topic, partition), -1), offset)
+
     def skip(self, product_id: str, labeller: str) -> None:
         """Not for this labeller: release the lease; others may still get it."""
         with self._lock:
@@ -260,10 +266,12 @@ class _RequestReader:
         paused, last_commit, committed = False, time.monotonic(), {}
         try:
             while not self._stop.is_set():
-                if self.queue.full != paused:
+                full = self.queue.full
+                if full != paused:
                     assignment = consumer.assignment()
-                    (consumer.pause if not paused else consumer.resume)(assignment)
-                    paused = not paused
+                    if assignment or not full:  # nothing assigned yet: pause once there is
+                        (consumer.pause if full else consumer.resume)(assignment)
+                        paused = full
                 msg = consumer.poll(0.2)
                 if msg is not None:
                     if msg.error():
@@ -275,9 +283,7 @@ class _RequestReader:
                         if request is None:
                             log.warning("labelling request at %s[%d]@%d is not a JSON object with an id; skipped",
                                         msg.topic(), msg.partition(), msg.offset())
-                            request = {"id": f"\0invalid:{msg.offset()}", "product": {}}
-                            self.queue.add(request, msg.topic(), msg.partition(), msg.offset())
-                            self.queue.done(request["id"])
+                            self.queue.ignore(msg.topic(), msg.partition(), msg.offset())
                         else:
                             self.queue.add(request, msg.topic(), msg.partition(), msg.offset())
                 if time.monotonic() - last_commit > 2.0:
@@ -375,9 +381,9 @@ async def _access(request: web.Request, handler: Callable[[web.Request], Any]) -
         return await handler(request)
     offered = request.query.get("token") if request.path == "/" and request.method == "GET" else None
     if offered is not None and hmac.compare_digest(offered.encode(), token.encode()):
-        response = web.HTTPFound("/")  # the token leaves the address bar (and the history)
+        response = web.Response(status=302, headers={"Location": "/"})  # the token leaves the address bar
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", secure=request.secure)
-        raise response
+        return response
     presented = _presented_token(request)
     if presented is None or not hmac.compare_digest(presented.encode(), token.encode()):
         return _error(401, "this labelling tool needs its token: open /?token=<token> once, "
@@ -386,8 +392,8 @@ async def _access(request: web.Request, handler: Callable[[web.Request], Any]) -
 
 
 def _labeller(request: web.Request) -> str | None:
-    name = (request.cookies.get(LABELLER_COOKIE) or "").strip()
-    return name or None
+    name = unquote(request.cookies.get(LABELLER_COOKIE) or "").strip()
+    return name if name and len(name) <= 100 and "|" not in name else None
 
 
 async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
@@ -451,7 +457,7 @@ async def _set_labeller(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 100 or "|" in name:
         return _error(400, f"expected a name of 1-100 characters without '|', received {str(name)[:40]!r}")
     response = web.json_response({"labeller": name.strip()})
-    response.set_cookie(LABELLER_COOKIE, name.strip(), max_age=365 * 24 * 3600, samesite="Strict",
+    response.set_cookie(LABELLER_COOKIE, quote(name.strip(), safe=""), max_age=365 * 24 * 3600, samesite="Strict",
                         secure=request.secure)
     return response
 

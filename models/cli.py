@@ -1,0 +1,238 @@
+"""Command functions for training and using the classifier, registered on the ``prodcat`` app in prodcat/cli.py:
+
+    models_app = typer.Typer(help="The model ensemble.", no_args_is_help=True)
+    models_app.command()(train); models_app.command()(evaluate); models_app.command()(predict)
+    app.add_typer(models_app, name="models")
+
+Plain functions with Typer ``Annotated`` parameters; every user mistake is raised as a
+``ProdcatError`` (one line, non-zero exit through ``prodcat.cli.main``). TensorFlow is imported
+inside the functions so ``prodcat --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from prodcat.errors import ConfigError, DataError, InvalidRecord, ProdcatError
+
+if TYPE_CHECKING:
+    from models.classifier import Classifier
+    from prodcat.record import ProductRecord
+    from prodcat.taxonomy import Taxonomy
+
+__all__ = ["evaluate", "predict", "train"]
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+PresetOpt = Annotated[str, typer.Option(help="Column mapping: auto, jsonl, csv, flipkart, flipkart-names, myntra, ...")]
+LimitOpt = Annotated[Optional[int], typer.Option(min=1, help="Read at most this many products.")]
+UseCategoryOpt = Annotated[bool, typer.Option(
+    "--use-category/--no-use-category",
+    help="Read the feed's category fields as model inputs. Off by default: in the public catalogues the "
+         "category path IS the label.")]
+METRIC_KEYS = ("micro_precision", "micro_recall", "micro_f1", "macro_f1", "hierarchical_precision",
+               "hierarchical_recall", "hierarchical_f1", "coverage")
+
+
+def _records(catalogue: Path, preset: str, limit: int | None) -> list[ProductRecord]:
+    from prodcat.catalogue import read_catalogue
+    from prodcat.record import parse_record
+
+    if not catalogue.is_file():
+        raise ProdcatError(f"catalogue file {catalogue} does not exist")
+    records = []
+    for raw in islice(read_catalogue(catalogue, preset), limit):  # read_catalogue checks the preset
+        try:
+            records.append(parse_record(raw))
+        except InvalidRecord:
+            continue  # the stream would dead-letter it; training skips it
+    if not records:
+        raise DataError(f"no usable product in {catalogue} (preset {preset!r})")
+    return records
+
+
+def _config(features: Path | None, use_category: bool):
+    from models.config import FeatureConfig
+
+    config = FeatureConfig.load(features) if features else FeatureConfig.default()
+    if not use_category:
+        config = config.with_fields(category={"kind": "drop"}, category_path={"kind": "drop"})
+    return config.with_fields(image={"kind": "drop"})  # text only from the CLI (image vectors: the retrain job)
+
+
+def _labels_file(path: Path, records: list[ProductRecord], taxonomy: Taxonomy) -> list[set[str]]:
+    """JSONL lines ``{"id": ..., "categories": [category id or "A > B" path, ...]}``; unknown ids are unlabelled."""
+    from prodcat.cleaning import split_category_path
+
+    by_id: dict[str, set[str]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            product, categories = str(row["id"]), row["categories"]
+        except (ValueError, KeyError, TypeError):
+            raise DataError(f"{path}:{number}: expected a JSON object with 'id' and 'categories', "
+                            f"received {line[:80]!r}") from None
+        found = set()
+        for category in categories:
+            cid = category if category in taxonomy else taxonomy.find(split_category_path(str(category)))
+            if cid is None:
+                raise DataError(f"{path}:{number}: unknown category {category!r}; expected an id or an 'A > B' path "
+                                "of the catalogue's taxonomy (check --max-depth/--min-support)")
+            found.add(cid)
+        by_id.setdefault(product, set()).update(found)
+    return [by_id.get(str(r.id), set()) for r in records]
+
+
+def _metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
+    table = Table("", *[k.replace("_", " ") for k in METRIC_KEYS], title=title)
+    for name, m in rows.items():
+        table.add_row(name, *[f"{m[k]:.3f}" for k in METRIC_KEYS])
+    return table
+
+
+def train(
+    catalogue: Annotated[Path, typer.Argument(help="Catalogue file, e.g. ../shared/datasets/flipkart/products_20k_name_tree.csv.")],
+    preset: PresetOpt = "auto",
+    labels: Annotated[str, typer.Option(help="'rules' (generated from the taxonomy), 'truth' (the catalogue's own "
+                                             "category paths) or a JSONL file of {id, categories}.")] = "rules",
+    registry: Annotated[Optional[Path], typer.Option(help="Model registry folder (default: <state_dir>/models).")] = None,
+    max_depth: Annotated[int, typer.Option(min=1, help="Cut category paths at this depth.")] = 3,
+    min_support: Annotated[int, typer.Option(min=1, help="Drop categories with fewer products.")] = 20,
+    members: Annotated[str, typer.Option(help="Comma-separated members: logreg, mlp, wide_deep, textcnn, gru.")] =
+        "logreg,mlp,wide_deep,textcnn",
+    combiner: Annotated[str, typer.Option(help="stacked, weighted or mean.")] = "stacked",
+    folds: Annotated[int, typer.Option(min=2, max=10, help="Out-of-fold folds.")] = 3,
+    pu: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="PU correction: weight of unlabelled zeros "
+                                                                        "(rule labels only), e.g. 0.1.")] = None,
+    limit: LimitOpt = None,
+    features: Annotated[Optional[Path], typer.Option(help="Feature config YAML (default: models/features.yaml).")] = None,
+    use_category: UseCategoryOpt = False,
+) -> None:
+    """Train the ensemble on a catalogue and register it; prints the version and validation metrics."""
+    if combiner not in ("stacked", "weighted", "mean"):
+        raise ConfigError(f"--combiner: expected stacked, weighted or mean, received {combiner!r}")
+    labels_path = Path(labels) if labels not in ("rules", "truth") else None
+    if labels_path is not None and not labels_path.is_file():
+        raise ConfigError(f"--labels: expected 'rules', 'truth' or an existing JSONL file, received {labels!r}")
+    names = [m.strip() for m in members.split(",") if m.strip()]
+    from models.labels import LabelWeighting, labels_from_paths
+    from models.members import MEMBERS
+    from models.registry import ModelRegistry
+    from models.training import train_ensemble
+    from prodcat.catalogue import true_category_path
+    from prodcat.rules import generate_rules
+    from prodcat.settings import Settings
+    from prodcat.taxonomy import Taxonomy
+
+    unknown = [m for m in names if m not in MEMBERS or m == "image_head"]
+    if unknown or not names:
+        raise ConfigError(f"--members: expected some of logreg, mlp, wide_deep, textcnn, gru, received {members!r}")
+    config = _config(features, use_category)
+    started = time.monotonic()
+    records = _records(catalogue, preset, limit)
+    paths = [true_category_path(r) for r in records]
+    taxonomy = Taxonomy.from_paths(paths, max_depth=max_depth)
+    support = taxonomy.support(labels_from_paths(paths, taxonomy))
+    taxonomy = taxonomy.prune(support=support, min_support=min_support)
+    if len(taxonomy) == 0:
+        raise DataError(f"no category of {catalogue} has {min_support} products; lower --min-support")
+    if labels == "truth":
+        label_sets = labels_from_paths(paths, taxonomy)
+    elif labels == "rules":
+        ruleset = generate_rules(taxonomy, support=support)
+        label_sets = [m.labels for m in ruleset.apply_many(records)]
+    else:
+        assert labels_path is not None
+        label_sets = _labels_file(labels_path, records, taxonomy)
+    labelled = sum(bool(s) for s in label_sets)
+    if labelled < folds * 2:
+        raise DataError(f"only {labelled} of {len(records)} products have a label; label more or change --labels")
+    weighting = LabelWeighting(pu_correction=pu is not None, unlabelled_weight=pu if pu is not None else 0.2)
+    err.print(f"{len(records)} products, {len(taxonomy)} categories, {labelled} labelled ({labels})")
+    with Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("train", total=None, note="")
+        classifier = train_ensemble(
+            records, label_sets, taxonomy, config=config, members=names, combiner=combiner,  # type: ignore[arg-type]
+            folds=folds, weighting=weighting,
+            on_progress=lambda stage, done, total: progress.update(task, completed=done, total=total, note=stage))
+    root = registry or Settings().state_dir / "models"
+    store = ModelRegistry(root)
+    version = store.register(classifier)
+    out.print(_metrics_table("validation (out-of-fold, vs the training labels)",
+                             {"ensemble": classifier.metrics["validation"], **classifier.metrics["validation_members"]}))
+    out.print(f"registered [bold]{version}[/bold] at {store.path(version)} in {time.monotonic() - started:.0f}s")
+
+
+def _load(model_dir: Path) -> Classifier:
+    from models.artifact import load_classifier
+
+    if not model_dir.is_dir():
+        raise ProdcatError(f"model directory {model_dir} does not exist; pass a registered version's folder")
+    return load_classifier(model_dir)
+
+
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A registered model's folder.")],
+    catalogue: Annotated[Path, typer.Argument(help="Catalogue with true category paths.")],
+    preset: PresetOpt = "auto",
+    limit: LimitOpt = None,
+) -> None:
+    """Score a model against a catalogue's own category paths (mapped onto the model's taxonomy)."""
+    from models.labels import label_matrix, labels_from_paths
+    from models.metrics import evaluate as score
+    from prodcat.catalogue import true_category_path
+
+    classifier = _load(model_dir)
+    records = _records(catalogue, preset, limit)
+    y = label_matrix(labels_from_paths([true_category_path(r) for r in records], classifier.taxonomy),
+                     classifier.taxonomy)
+    started = time.monotonic()
+    decided = classifier.decide(records)
+    seconds = time.monotonic() - started
+    metrics = score(y > 0.5, decided, classifier.taxonomy)
+    out.print(_metrics_table(f"{classifier.version} on {len(records)} products of {catalogue.name}",
+                             {"vs truth": metrics}))
+    levels = ", ".join(f"level {k[9:]}: {v:.3f}" for k, v in metrics.items() if k.startswith("f1_level_"))
+    out.print(f"per-level F1: {levels}; {len(records) / max(seconds, 1e-9):.0f} products/s")
+
+
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A registered model's folder.")],
+    json_product: Annotated[str, typer.Argument(help="One product as JSON text, or a .json file.")],
+) -> None:
+    """Categorise one product and print categories, scores, the tokens behind them and the uncertainty."""
+    from prodcat.record import parse_record
+
+    text = json_product
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise ProdcatError(f"expected a JSON object or a .json file, received {text[:60]!r}")
+        text = path.read_text(encoding="utf-8")
+    record = parse_record(text)  # InvalidRecord (a ProdcatError) says what is wrong
+    classifier = _load(model_dir)
+    result = classifier.predict_batch([record])[0]
+    table = Table("category", "score", "because of", title=f"{record.title or record.id} ({classifier.version})")
+    for category in result.categories:
+        table.add_row(classifier.taxonomy.path_str(category), f"{result.scores.get(category, 0.0):.3f}",
+                      ", ".join(result.explanation.get(category, [])))
+    if not result.categories:
+        table.add_row("[dim](no category above its threshold)[/dim]", "", "")
+    out.print(table)
+    others = [f"{classifier.taxonomy.path_str(c)} {s:.3f}" for c, s in result.scores.items()
+              if c not in result.categories]
+    out.print(f"uncertainty {result.uncertainty:.3f}, disagreement {result.disagreement or 0.0:.3f}; "
+              f"next: {'; '.join(others) or '-'}", highlight=False)
