@@ -126,16 +126,23 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     drop = {"category": {"kind": "drop"}, "category_path": {"kind": "drop"}, "image": {"kind": "drop"}}
     config = FeatureConfig.default().with_fields(**drop)
     members = [m for m in args.members.split(",") if m]
-    variants = [("rules", y_rule, LabelWeighting(), members)]
-    for w in filter(None, args.pu.split(",")):
-        variants.append((f"rules+pu{w}", y_rule,
-                         LabelWeighting(pu_correction=True, unlabelled_weight=float(w)), members))
-    variants.append(("truth (ceiling)", y_true, LabelWeighting(), members))
-    for label, y, weighting, names in variants:
+    variants = []
+    for spec in filter(None, args.variants.split(",")):
+        # "rules" | "truth" | "pu:<unlabelled weight>[:labelled]" (PU weighting, tuned on labelled rows)
+        kind, *rest = spec.split(":")
+        if kind == "truth":
+            variants.append(("truth (ceiling)", y_true, LabelWeighting(), "all"))
+        elif kind == "rules":
+            variants.append(("rules", y_rule, LabelWeighting(), "all"))
+        else:
+            tune = "labelled" if rest[1:] == ["labelled"] else "all"
+            variants.append((f"rules+pu{rest[0]}" + ("+tune-labelled" if tune == "labelled" else ""), y_rule,
+                             LabelWeighting(pu_correction=True, unlabelled_weight=float(rest[0])), tune))
+    for label, y, weighting, tune_on in variants:
         t0 = time.perf_counter()
         classifier = train_ensemble(
-            train, taxonomy.from_matrix(y[train_idx]), taxonomy, config=config, members=names, combiner="stacked",
-            beta=args.beta, folds=args.folds, weighting=weighting, keep_oof=True,
+            train, taxonomy.from_matrix(y[train_idx]), taxonomy, config=config, members=members, combiner="stacked",
+            beta=args.beta, folds=args.folds, weighting=weighting, tune_on=tune_on, keep_oof=True,
             on_progress=lambda stage, done, total: log(f"  {label}: {stage} ({done}/{total})"))
         train_s = time.perf_counter() - t0
         _, member_test = classifier.predict_proba(test)
@@ -236,7 +243,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--min-support", type=int, default=30)
     parser.add_argument("--members", default="logreg,mlp,wide_deep,textcnn")
-    parser.add_argument("--pu", default="0.1", help="PU unlabelled weights to try (comma-separated, '' for none)")
+    parser.add_argument("--variants", default="rules,pu:0.1,truth",
+                        help="comma-separated: rules | truth | pu:<unlabelled weight>[:labelled]")
+    parser.add_argument("--merge", type=Path, default=None, help="add the variants of an earlier models.json")
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -244,6 +253,11 @@ def main() -> None:
     results = {}
     for dataset in args.dataset.split(","):
         results[dataset] = run_dataset(dataset, args)
+        if args.merge and args.merge.is_file():
+            earlier = json.loads(args.merge.read_text()).get(dataset)
+            if earlier:
+                results[dataset]["variants"] = {**earlier["variants"], **results[dataset]["variants"]}
+                results[dataset]["seconds"] += earlier["seconds"]
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "models.json").write_text(json.dumps(results, indent=1))
         (args.out / "models.md").write_text(report(results, args))

@@ -211,8 +211,8 @@ def main() -> None:
     (tmp / "taxonomy.json").write_text(taxonomy.to_json())
     (tmp / "empty.yaml").write_text("[]\n")
     generate_rules(taxonomy).save(tmp / "rules.yaml")
-    model = Announcement(version=f"bench-{args.model.name}", location=str(args.model), kind="model") \
-        if args.model else None
+    model = Announcement(version=json.loads((args.model / "manifest.json").read_text())["version"],
+                         location=str(args.model), kind="model") if args.model else None
     plans = {
         "passthrough": (flipkart, {"PRODCAT_RULES_PATH": str(tmp / "empty.yaml")}, None),
         "rules": (flipkart, {"PRODCAT_RULES_PATH": str(tmp / "rules.yaml")}, None),

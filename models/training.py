@@ -110,6 +110,7 @@ def train_ensemble(
     min_support: int = 3,
     seed: int = 0,
     version: str | None = None,
+    tune_on: Literal["all", "labelled"] = "all",
     keep_oof: bool = False,
     on_progress: Progress | None = None,
 ) -> Classifier:
@@ -121,6 +122,9 @@ def train_ensemble(
     :data:`DEFAULT_EPOCHS`). ``weighting``: class balancing and the PU correction for rule labels
     (default: class balancing only). ``sample_weight``: (n,) importance weights (active learning).
     ``min_support``: validation positives a category needs for its own threshold. ``keep_oof``
+    ``tune_on="labelled"`` fits the combiner and tunes the thresholds only on rows with at least
+    one positive label: with positive-only rule labels a product no rule fired on is not a
+    negative, and counting it as one pushes every threshold up. ``keep_oof``
     keeps the out-of-fold probabilities on ``classifier.oof_`` (for benchmarks; not saved).
     """
     started = time.perf_counter()
@@ -183,6 +187,14 @@ def train_ensemble(
     order = np.random.default_rng(seed + 1).permutation(n)
     n_val = max(1, min(n - 1, int(round(n * validation_share))))
     val_idx, fit_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if tune_on == "labelled":
+        labelled = y.any(axis=1)
+        if labelled[val_idx].sum() < 2 or labelled[fit_idx].sum() < 2:
+            raise DataError("tune_on='labelled' needs labelled rows in both the combiner and the validation part; "
+                            f"received {int(labelled.sum())} labelled rows of {n}")
+        val_idx, fit_idx = val_idx[labelled[val_idx]], fit_idx[labelled[fit_idx]]
+    elif tune_on != "all":
+        raise ConfigError(f"Expected tune_on 'all' or 'labelled'. Received: tune_on={tune_on!r}")
     combiner_model = make_combiner(combiner, seed=seed).fit([p[fit_idx] for p in oof], y[fit_idx])
     val_probs = combiner_model.predict_proba([p[val_idx] for p in oof])
     thresholds = Thresholds(beta=beta, min_support=min_support, seed=seed).fit(val_probs, y[val_idx], taxonomy)
@@ -209,7 +221,7 @@ def train_ensemble(
         "n_records": n, "n_categories": len(taxonomy), "members": names, "combiner": combiner, "beta": beta,
         "folds": folds, "epochs": {m: per_member_epochs.get(m, 5) for m in names},
         "weighting": weighting.get_config(), "importance_weights": sample_weight is not None,
-        "validation_share": validation_share, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
+        "validation_share": validation_share, "tune_on": tune_on, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
         "label_positives": int(y.sum()), "labelled_share": float((y.sum(axis=1) > 0).mean()),
     }
     version = version or new_version(training, thresholds.to_dict()["thresholds"], taxonomy.ids)

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from prodcat.categoriser import Categoriser
 from prodcat.errors import InvalidRecord
+from prodcat.rules import RuleSet
 from prodcat.settings import Settings
 from retrain.labels import LabelStore, parse_label
 from streams.dedup import UnchangedFilter
@@ -56,7 +57,8 @@ async def _reachable(check) -> bool:
 
 def create_app(settings: Settings, categoriser: Categoriser, *,
                load_model: Callable[[Announcement], Categoriser] | None = None,
-               images: ImageStage | None = None, image_sink: ImageSink | None = None) -> faust.App:
+               images: ImageStage | None = None, image_sink: ImageSink | None = None,
+               rules: RuleSet | None = None) -> faust.App:
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{b.strip()}" for b in settings.kafka_brokers.split(",")],
@@ -96,7 +98,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         unchanged=UnchangedFilter(redis, settings.unchanged_ttl_s, namespace=f"prodcat:seen:{settings.es_index_products}")
         if settings.skip_unchanged else None,
         images=images, image_sink=image_sink,
-        labelling=LabellingGate(redis, policy), labelling_policy=policy,
+        labelling=LabellingGate(redis, policy), labelling_policy=policy, rules=rules,
     )
     label_store = LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products)
     index_ready = asyncio.Event()

@@ -16,6 +16,7 @@ import numpy as np
 
 from prodcat.categoriser import Categoriser
 from prodcat.record import ProductRecord
+from prodcat.rules import RuleSet
 from prodcat.taxonomy import Taxonomy
 from streams.dedup import UnchangedFilter, fingerprint
 from streams.labelling import LabellingGate, LabellingPolicy, candidates, request_message
@@ -75,11 +76,13 @@ class BatchProcessor:
                  topics: Topics, cpu: Executor, metrics: WorkerMetrics, max_field_chars: int,
                  unchanged: UnchangedFilter | None = None, images: ImageStage | None = None,
                  image_sink: ImageSink | None = None, labelling: LabellingGate | None = None,
-                 labelling_policy: LabellingPolicy = LabellingPolicy()) -> None:
+                 labelling_policy: LabellingPolicy = LabellingPolicy(), rules: RuleSet | None = None) -> None:
         self.slot, self.elastic, self.publish = slot, elastic, publish
         self.topics, self.cpu, self.metrics, self.max_field_chars = topics, cpu, metrics, max_field_chars
         self.unchanged, self.images, self.image_sink = unchanged, images, image_sink
         self.labelling, self.labelling_policy = labelling, labelling_policy
+        # the legacy rules' labels are stored beside the model's: retraining starts from them
+        self.rules = rules
 
     async def _cpu(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
@@ -117,6 +120,10 @@ class BatchProcessor:
         with m.stage("elasticsearch"):
             docs = [Document(c.record.id, updated_version(c.record), product_document(c, taxonomy, version))
                     for c in outcome.classified]
+            if self.rules is not None:
+                labels = await self._cpu(self.rules.apply_many, [c.record for c in outcome.classified])
+                for doc, match in zip(docs, labels, strict=True):
+                    doc.source["rule_labels"] = sorted(match.labels)
             written = await self.elastic.write(docs)
         failed = written.failed
         rejected += [c.event.reject("sink", failed[c.record.id]) for c in outcome.classified if c.record.id in failed]

@@ -67,8 +67,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     reader = AnnouncementReader(settings)
     promoted = reader.latest()
     reader.close()
-    # the promoted model if there is one, else the legacy rules
-    categoriser = load_announced(promoted) if promoted else load_rules(
-        settings.rules_path or DATA / "demo_rules.yaml", settings.taxonomy_path or DATA / "demo_taxonomy.json")
-    app = create_app(settings, categoriser, load_model=load_announced, images=images, image_sink=image_sink)
+    legacy = load_rules(settings.rules_path or DATA / "demo_rules.yaml",
+                        settings.taxonomy_path or DATA / "demo_taxonomy.json")
+    # the promoted model if there is one, else the legacy rules; the rules' labels are kept either way
+    categoriser = load_announced(promoted) if promoted else legacy
+    app = create_app(settings, categoriser, load_model=load_announced, images=images, image_sink=image_sink,
+                     rules=legacy.ruleset)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -23,7 +23,7 @@ PRODUCTS_MAPPING = {
     "properties": {
         "id": _KW, "network": _KW, "retailer": _KW, "brand": _KW, "gender": _KW, "size": _KW,
         "currency": _KW, "category_path": _KW, "categories": _KW, "category_names": _KW,
-        "level1": _KW, "level2": _KW, "model_version": _KW,
+        "level1": _KW, "level2": _KW, "model_version": _KW, "rule_labels": _KW,
         "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
         "category": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 1024}}},
         "description": {"type": "text"},
