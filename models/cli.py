@@ -15,7 +15,7 @@ import json
 import time
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
 from rich.console import Console
@@ -26,6 +26,7 @@ from prodcat.errors import ConfigError, DataError, InvalidRecord, ProdcatError
 
 if TYPE_CHECKING:
     from models.classifier import Classifier
+    from models.training import CombinerKind
     from prodcat.record import ProductRecord
     from prodcat.taxonomy import Taxonomy
 
@@ -116,6 +117,9 @@ def train(
     folds: Annotated[int, typer.Option(min=2, max=10, help="Out-of-fold folds.")] = 3,
     pu: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="PU correction: weight of unlabelled zeros "
                                                                         "(rule labels only), e.g. 0.1.")] = None,
+    tune_on_labelled: Annotated[bool, typer.Option(
+        "--tune-on-labelled", help="Fit the combiner and thresholds only on labelled products (rule labels: "
+                                   "a product no rule fired on is not a negative).")] = False,
     limit: LimitOpt = None,
     features: Annotated[Optional[Path], typer.Option(help="Feature config YAML (default: models/features.yaml).")] = None,
     use_category: UseCategoryOpt = False,
@@ -165,8 +169,8 @@ def train(
                   TimeElapsedColumn(), console=err, transient=True) as progress:
         task = progress.add_task("train", total=None, note="")
         classifier = train_ensemble(
-            records, label_sets, taxonomy, config=config, members=names, combiner=combiner,  # type: ignore[arg-type]
-            folds=folds, weighting=weighting,
+            records, label_sets, taxonomy, config=config, members=names, combiner=cast("CombinerKind", combiner),
+            folds=folds, weighting=weighting, tune_on="labelled" if tune_on_labelled else "all",
             on_progress=lambda stage, done, total: progress.update(task, completed=done, total=total, note=stage))
     root = registry or Settings().state_dir / "models"
     store = ModelRegistry(root)

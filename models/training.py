@@ -121,7 +121,7 @@ def train_ensemble(
     has a dense field. ``epochs``: one number for every member or per member name (defaults in
     :data:`DEFAULT_EPOCHS`). ``weighting``: class balancing and the PU correction for rule labels
     (default: class balancing only). ``sample_weight``: (n,) importance weights (active learning).
-    ``min_support``: validation positives a category needs for its own threshold. ``keep_oof``
+    ``min_support``: validation positives a category needs for its own threshold.
     ``tune_on="labelled"`` fits the combiner and tunes the thresholds only on rows with at least
     one positive label: with positive-only rule labels a product no rule fired on is not a
     negative, and counting it as one pushes every threshold up. ``keep_oof``
@@ -146,8 +146,12 @@ def train_ensemble(
     unknown = [m for m in names if m not in MEMBERS]
     if unknown or not names:
         raise ConfigError(f"Expected member names from {sorted(MEMBERS)}. Received: {list(members)}")
-    per_member_epochs = {**DEFAULT_EPOCHS, **(epochs if isinstance(epochs, dict) else
-                                              {m: int(epochs) for m in names} if epochs is not None else {})}
+    if isinstance(epochs, dict):
+        per_member_epochs = {**DEFAULT_EPOCHS, **epochs}
+    elif epochs is not None:
+        per_member_epochs = {**DEFAULT_EPOCHS, **dict.fromkeys(names, int(epochs))}
+    else:
+        per_member_epochs = dict(DEFAULT_EPOCHS)
     member_params = member_params or {}
     weighting = weighting if weighting is not None else LabelWeighting()
 

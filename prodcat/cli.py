@@ -158,6 +158,28 @@ def categories(top: Annotated[int, typer.Option(help="How many categories.")] = 
     out.print(table)
 
 
+# --- retraining -----------------------------------------------------------------------------
+@app.command()
+def retrain(
+    watch: Annotated[bool, typer.Option("--watch", help="Keep running: retrain on enough new labels or time.")] = False,
+    members: Annotated[str, typer.Option(help="Comma-separated ensemble members.")] = "logreg,mlp",
+    folds: Annotated[int, typer.Option(min=2, help="Out-of-fold splits for the combiner.")] = 3,
+    min_gain: Annotated[float, typer.Option(help="Gate: how much the candidate must beat the current model.")] = 0.0,
+) -> None:
+    """Retrain on rule + human labels; promote only if better on the human-labelled holdout."""
+    from retrain.job import GatePolicy
+    from retrain.service import retrain_once
+    from retrain.service import watch as watch_loop
+
+    kwargs = {"policy": GatePolicy(min_gain=min_gain), "members": tuple(members.split(",")), "folds": folds}
+    if watch:
+        watch_loop(settings(), **kwargs)
+        return
+    report = retrain_once(settings(), **kwargs)
+    out.print(f"{'[green]promoted[/green]' if report.promoted else 'not promoted'} "
+              f"{report.candidate_version or ''}: {report.reason}")
+
+
 # --- rules -----------------------------------------------------------------------------------
 @rules_app.command("generate")
 def rules_generate(

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     skip_unchanged: bool = True
     unchanged_ttl_s: int = Field(30 * 24 * 3600, ge=60)
     model_check_interval_s: float = Field(2.0, gt=0)
+    model_registry: Path = Path(".prodcat/models")
+    retrain_min_new_labels: int = Field(200, ge=1)
+    retrain_interval_s: float = Field(24 * 3600, gt=0)
 
     # --- images (fetched from untrusted feeds: private addresses and local files are refused) ---
     embed_images: bool = True

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from pydantic import BaseModel
 
 from prodcat.errors import StackError
@@ -44,7 +45,15 @@ class AnnouncementReader:
     def latest(self, timeout: float = 5.0) -> Announcement | None:
         """The newest announcement if one arrived since the last call, else None."""
         tp = TopicPartition(self.topic, 0)
-        _low, high = self.consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+        for attempt in range(10):
+            try:
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+                break
+            except KafkaException:
+                # a topic created a moment ago may have no partition leader yet: that passes
+                if attempt == 9:
+                    raise
+                time.sleep(0.5)
         if high <= 0 or high == self._seen_end:
             return None
         self.consumer.assign([TopicPartition(self.topic, 0, high - 1)])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from confluent_kafka import Consumer
@@ -46,3 +49,12 @@ def wait_for_count(es: Elasticsearch, index: str, target: int, timeout: float, w
             return count
         time.sleep(0.5)
     return count
+
+
+def health(port: int) -> dict:
+    """/health's verdict: 200 when ready, 503 (with the same JSON) when not."""
+    try:
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30).read())
+    except urllib.error.HTTPError as err:
+        assert err.code == 503
+        return json.loads(err.read())

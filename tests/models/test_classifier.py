@@ -178,8 +178,8 @@ def test_registry_and_worker_load(classifier: Classifier, tmp_path: Path) -> Non
 def test_stacked_against_members_on_held_out(classifier: Classifier, split: Split) -> None:
     """Threshold-free comparison: micro average precision on held-out products.
 
-    Measured on this 600-product sample (see the report): the stacked ensemble is at least as
-    good as the mean ensemble, and within a small tolerance of the best single member.
+    Measured on this sample: stacked 0.886, mean 0.884, logreg 0.863, mlp 0.754: the stacked
+    ensemble beats the best single member; against the mean ensemble it is on par (tolerance).
     """
     probs, member_probs = classifier.predict_proba(split.test)
     keep = split.y_test.any(axis=0)
@@ -191,5 +191,5 @@ def test_stacked_against_members_on_held_out(classifier: Classifier, split: Spli
                                    average="micro")
     print(f"\nheld-out micro AP: stacked {stacked:.4f}, mean {mean:.4f}, "
           + ", ".join(f"{k} {v:.4f}" for k, v in members.items()))
-    assert stacked >= mean - 0.01
-    assert stacked >= max(members.values()) - 0.02
+    assert stacked >= max(members.values())
+    assert stacked >= mean - 0.005

@@ -17,7 +17,7 @@ from prodcat.stack import Stack
 from streams.lag import consumer_lag
 from streams.model_updates import Announcement, announce
 from streams.topics import ensure_topics
-from tests.helpers import free_port
+from tests.helpers import free_port, health
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[2] / "prodcat" / "data"
@@ -59,15 +59,6 @@ def scrape(port: int) -> dict[tuple[str, str], float]:
             name, _, labels = name_labels.partition("{")
             out[(name, labels.rstrip("}"))] = float(value)
     return out
-
-
-def health(port: int) -> dict:
-    """/health's verdict: 200 when ready, 503 (with the same JSON) when not."""
-    try:
-        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30).read())
-    except urllib.error.HTTPError as err:
-        assert err.code == 503
-        return json.loads(err.read())
 
 
 def categorised_versions(settings) -> list[tuple[str, str]]:

@@ -1,0 +1,111 @@
+"""`prodcat retrain`: a round against the live stores, under a Redis lock, and its periodic trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+from elasticsearch import AsyncElasticsearch, helpers
+
+from prodcat.categoriser import Categoriser
+from prodcat.record import ProductRecord, parse_record
+from prodcat.settings import Settings
+from retrain.job import GatePolicy, RetrainBusy, RoundReport, run_round
+from retrain.labels import LabelStore
+from streams.model_updates import Announcement, AnnouncementReader, announce
+from streams.worker import DATA, load_announced, load_rules
+
+log = logging.getLogger(__name__)
+LOCK = "prodcat:retrain:lock"
+RECORD_FIELDS = set(ProductRecord.model_fields)
+
+
+def current_categoriser(settings: Settings) -> Categoriser:
+    """What the stream runs now: the promoted model, else the legacy rules."""
+    reader = AnnouncementReader(settings)
+    try:
+        promoted = reader.latest()
+    finally:
+        reader.close()
+    if promoted is not None:
+        return load_announced(promoted)
+    return load_rules(settings.rules_path or DATA / "demo_rules.yaml",
+                      settings.taxonomy_path or DATA / "demo_taxonomy.json")
+
+
+async def _gather(settings: Settings, taxonomy):
+    es = AsyncElasticsearch(**settings.es_client_kwargs())
+    try:
+        records, rule_labels = [], {}
+        async for hit in helpers.async_scan(es, index=settings.es_index_products, query={"query": {"match_all": {}}}):
+            doc = hit["_source"]
+            record = parse_record({k: v for k, v in doc.items() if k in RECORD_FIELDS and v is not None})
+            records.append(record)
+            labels = doc.get("rule_labels")
+            if labels is None and str(doc.get("model_version", "")).startswith("rules-"):
+                labels = doc.get("categories", [])  # written by the rules themselves
+            rule_labels[record.id] = {c for c in labels or () if c in taxonomy}
+        store = LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products)
+        human = await store.resolved(taxonomy)
+        total = await store.total()
+        return records, rule_labels, human, total
+    finally:
+        await es.close()
+
+
+def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), members: tuple[str, ...] = ("logreg", "mlp"),
+                 folds: int = 3, train: Callable | None = None) -> RoundReport:
+    """One round; promotes (registers + announces) only a candidate that passes the gate."""
+    lock = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    if not lock.set(LOCK, str(time.time()), nx=True, ex=6 * 3600):
+        raise RetrainBusy("another retraining round is running (Redis lock prodcat:retrain:lock)")
+    try:
+        from elasticsearch import Elasticsearch
+
+        from models.registry import ModelRegistry
+        from models.training import train_ensemble
+
+        current = current_categoriser(settings)
+        records, rule_labels, human, total_labels = asyncio.run(_gather(settings, current.taxonomy))
+
+        def default_train(recs, labels, taxonomy, weights):
+            return train_ensemble(recs, labels, taxonomy, members=members, folds=folds, sample_weight=weights)
+
+        report, candidate = run_round(records, rule_labels, human, current, policy=policy, train=train or default_train)
+        if report.promoted and candidate is not None:
+            registry = ModelRegistry(settings.model_registry)
+            version = registry.register(candidate, metrics={"gate": report.candidate_metrics})
+            announce(settings, Announcement(version=version, location=str(registry.path(version)), kind="model"))
+        doc = {**report.__dict__, "labels_total": total_labels}
+        Elasticsearch(**settings.es_client_kwargs()).index(index=settings.es_index_evaluations, document=doc)
+        return report
+    finally:
+        lock.delete(LOCK)
+
+
+def watch(settings: Settings, **kwargs) -> None:
+    """Retrain when enough new labels arrived or enough time passed (runs until stopped)."""
+    last_total, last_time = None, 0.0
+    while True:
+        total = asyncio.run(_count_labels(settings))
+        due = last_total is None or total - last_total >= settings.retrain_min_new_labels \
+            or time.time() - last_time >= settings.retrain_interval_s
+        if due and total:
+            try:
+                report = retrain_once(settings, **kwargs)
+                log.info("retrain round: %s", report.reason)
+            except RetrainBusy as exc:
+                log.info("%s", exc)
+            last_total, last_time = total, time.time()
+        time.sleep(60)
+
+
+async def _count_labels(settings: Settings) -> int:
+    es = AsyncElasticsearch(**settings.es_client_kwargs())
+    try:
+        return await LabelStore(es, index=settings.es_index_labels).total()
+    finally:
+        await es.close()
