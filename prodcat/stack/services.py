@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from urllib.parse import urlparse
 
+from prodcat.errors import StackError
 from prodcat.settings import Settings
 from prodcat.stack.maven import resolve_jars
 from prodcat.stack.process import ManagedProcess
@@ -122,10 +123,12 @@ class KafkaService(Service):
         ]
         if not (data / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            subprocess.run(
-                [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
-                check=True, capture_output=True,
-            )
+            # "--cluster-id=": a base64 id may start with "-", which would read as an option
+            proc = subprocess.run([*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                                   "--config", str(props)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise StackError(f"kafka: formatting the KRaft storage in {data} failed: "
+                                 + " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:]))
         self.process.argv = [*java, "kafka.Kafka", str(props)]
 
     def healthy(self) -> bool:
