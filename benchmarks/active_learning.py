@@ -1,0 +1,377 @@
+"""Benchmark active-learning selection strategies on Myntra: F1 vs number of human labels.
+
+    .venv/bin/python benchmarks/active_learning.py [--products 4000 --rounds 10 --batch 50 --seeds 3]
+        [--members logreg,mlp] [--epochs 0] [--jobs 2] [--strategies random,uncertainty,...]
+
+Protocol. A fixed random subset of ``--products`` Myntra products (styles.csv; truth = master >
+sub > articleType), split 90/10 (seeded, fixed) into dev and test. The category fields are the
+label, so they are removed from the records (rules and featuriser see title + gender only).
+Taxonomy = the dev products' true paths (depth 3), categories with fewer than ``--min-support``
+dev products pruned. Rule labels = ``generate_rules(taxonomy, support=...)`` applied to the
+category-less records. The start model is trained on rule labels for all dev products (the
+unlabelled pool). Then each round every strategy picks ``--batch`` products from the dev products
+it has not had labelled yet; the TRUE categories act as the labeller (full relabel: positives =
+true path, negatives = every other category), merged with the rule labels by
+``retrain.job.training_targets`` (human overrides rules); importance-weighted selection passes its
+weights as ``sample_weight`` (accumulated per product, others weight 1). The model is retrained on
+all dev products and scored (micro-F1) on the test split against the TRUE categories. Each seed
+changes the training seed and the selection RNG (subset and split stay fixed).
+Writes benchmarks/results/active_learning.md and active_learning.png (rewritten after every
+finished (seed, strategy) run, so a cut-short run still leaves a report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.config import FeatureConfig  # noqa: E402
+from models.labels import label_matrix, labels_from_paths  # noqa: E402
+from models.metrics import evaluate  # noqa: E402
+from models.training import train_ensemble  # noqa: E402
+from prodcat.catalogue import read_catalogue, true_category_path  # noqa: E402
+from prodcat.record import parse_record  # noqa: E402
+from prodcat.rules import generate_rules  # noqa: E402
+from prodcat.taxonomy import Taxonomy  # noqa: E402
+from retrain.job import training_targets  # noqa: E402
+from retrain.resolution import ProductLabels  # noqa: E402
+from retrain.selection import (CombinedSelection, DisagreementSelection, ImportanceWeightedSelection,  # noqa: E402
+                               Pool, RandomSelection, UncertaintySelection)
+
+RESULTS = ROOT / "benchmarks" / "results"
+STRATEGIES = ("random", "uncertainty", "disagreement", "combined", "importance")
+COLOURS = {"random": "black", "uncertainty": "tab:blue", "disagreement": "tab:orange", "combined": "tab:green",
+           "importance": "tab:red"}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def make_strategy(name: str):
+    if name == "random":
+        return RandomSelection()
+    if name == "uncertainty":
+        return UncertaintySelection()
+    if name == "disagreement":
+        return DisagreementSelection()
+    if name == "combined":
+        return CombinedSelection()
+    if name == "importance":
+        return ImportanceWeightedSelection()
+    raise ValueError(f"unknown strategy {name!r}")
+
+
+# --- data (built once per process; deterministic) -------------------------------------------------
+
+_DATA: dict[str, Any] = {}
+
+
+def data(args: argparse.Namespace) -> dict[str, Any]:
+    if _DATA:
+        return _DATA
+    rows = read_catalogue(args.datasets / "myntra" / "styles.csv", "myntra")
+    records = [parse_record(raw) for raw in rows]
+    keep = np.sort(np.random.default_rng(1).permutation(len(records))[:args.products])
+    records = [records[i] for i in keep]
+    paths = [true_category_path(r) for r in records]
+    # the category IS the label: rules and featuriser only see the record without it
+    bare = [r.model_copy(update={"category": None, "category_path": []}) for r in records]
+    order = np.random.default_rng(0).permutation(len(records))
+    n_test = len(records) // 10
+    test_idx, dev_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+    full = Taxonomy.from_paths([paths[i] for i in dev_idx], max_depth=3)
+    support = full.support(labels_from_paths([paths[i] for i in dev_idx], full))
+    taxonomy = full.prune(support=support, min_support=args.min_support)
+    true_sets = [taxonomy.close(s) for s in labels_from_paths(paths, taxonomy)]
+    rules = generate_rules(taxonomy, support=support)
+    rule_sets = [set(m.labels) for m in rules.apply_many(bare)]
+    dev = [bare[i] for i in dev_idx]
+    test = [bare[i] for i in test_idx]
+    y_test = label_matrix([true_sets[i] for i in test_idx], taxonomy) > 0.5
+    y_rule_test = label_matrix([rule_sets[i] for i in test_idx], taxonomy) > 0.5
+    y_rule_dev = label_matrix([rule_sets[i] for i in dev_idx], taxonomy) > 0.5
+    y_true_dev = label_matrix([true_sets[i] for i in dev_idx], taxonomy) > 0.5
+    drop = {"category": {"kind": "drop"}, "category_path": {"kind": "drop"}, "image": {"kind": "drop"}}
+    _DATA.update(
+        taxonomy=taxonomy, dev=dev, test=test, y_test=y_test,
+        dev_ids=[r.id for r in dev],
+        rule_labels={dev[j].id: rule_sets[i] for j, i in enumerate(dev_idx)},
+        true_labels={dev[j].id: true_sets[i] for j, i in enumerate(dev_idx)},
+        config=FeatureConfig.default().with_fields(**drop),
+        info={"n_products": len(records), "n_dev": len(dev), "n_test": len(test), "categories": len(taxonomy),
+              "rules": len(rules),
+              "rule_coverage_dev": float(y_rule_dev.any(1).mean()),
+              "rules_vs_truth_test_micro_f1": evaluate(y_test, y_rule_test, taxonomy)["micro_f1"],
+              "rules_vs_truth_dev_micro_f1": evaluate(y_true_dev, y_rule_dev, taxonomy)["micro_f1"]},
+    )
+    return _DATA
+
+
+def train_and_score(args: argparse.Namespace, human: dict[str, ProductLabels], weights: dict[str, float] | None,
+                    seed: int) -> tuple[float, Pool, float]:
+    """Retrain on all dev products (rule labels, human-overridden); test micro-F1 and the pool of unlabelled rows."""
+    d = data(args)
+    taxonomy = d["taxonomy"]
+    targets = training_targets(d["rule_labels"], human, taxonomy)
+    sw = None if weights is None else np.array([weights.get(pid, 1.0) for pid in d["dev_ids"]], dtype=np.float32)
+    epochs = {"logreg": args.epochs_logreg, "mlp": args.epochs_mlp}
+    t0 = time.perf_counter()
+    clf = train_ensemble(d["dev"], [targets[pid] for pid in d["dev_ids"]], taxonomy, config=d["config"],
+                         members=args.members, folds=args.folds, epochs=epochs, sample_weight=sw, seed=seed)
+    seconds = time.perf_counter() - t0
+    pool_rows = [j for j, pid in enumerate(d["dev_ids"]) if pid not in human]
+    records = [d["dev"][j] for j in pool_rows] + d["test"]
+    probs, members = clf.predict_proba(records)
+    probs = np.nan_to_num(probs, nan=0.0)
+    members = np.nan_to_num(members, nan=0.0)
+    n_pool = len(pool_rows)
+    f1 = evaluate(d["y_test"], clf.thresholds.decide(probs[n_pool:]), taxonomy)["micro_f1"]
+    pool = Pool(np.clip(probs[:n_pool], 0, 1), np.clip(np.asarray(clf.thresholds.thresholds_, dtype=np.float64), 0, 1),
+                members=np.clip(members[:, :n_pool], 0, 1), texts=[d["dev"][j].title for j in pool_rows])
+    return float(f1), pool, seconds, pool_rows
+
+
+def human_label(d: dict[str, Any], pid: str) -> ProductLabels:
+    pos = frozenset(d["true_labels"][pid])
+    return ProductLabels(positives=pos, negatives=frozenset(d["taxonomy"].ids) - pos)
+
+
+def start_task(job: tuple[argparse.Namespace, int]) -> dict[str, Any]:
+    args, seed = job
+    f1, pool, seconds, rows = train_and_score(args, {}, None, seed)
+    log(f"seed {seed}: start model (rule labels) test micro-F1 {f1:.4f} ({seconds:.0f}s)")
+    return {"seed": seed, "f1": f1, "pool": pool, "rows": rows, "seconds": seconds}
+
+
+def strategy_task(job: tuple[argparse.Namespace, int, str, dict[str, Any]]) -> dict[str, Any]:
+    args, seed, name, start = job
+    d = data(args)
+    strategy = make_strategy(name)
+    rng = np.random.default_rng([seed, STRATEGIES.index(name)])
+    human: dict[str, ProductLabels] = {}
+    weights: dict[str, float] | None = {} if name == "importance" else None
+    pool, rows = start["pool"], start["rows"]
+    curve, labels, secs = [start["f1"]], [0], []
+    for rnd in range(1, args.rounds + 1):
+        sel = strategy.select(pool, args.batch, rng)
+        for j, w in zip(sel.indices, sel.weights):
+            pid = d["dev_ids"][rows[int(j)]]
+            human[pid] = human_label(d, pid)
+            if weights is not None:
+                weights[pid] = weights.get(pid, 0.0) + float(w)  # not re-drawn later (pool excludes it)
+        f1, pool, seconds, rows = train_and_score(args, human, weights, seed)
+        curve.append(f1)
+        labels.append(len(human))
+        secs.append(seconds)
+        log(f"seed {seed} {name:12s} round {rnd:2d}: {len(human):4d} labels, F1 {f1:.4f} ({seconds:.0f}s)")
+    return {"seed": seed, "strategy": name, "f1": curve, "labels": labels, "seconds": secs}
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def labels_to_reach(labels: np.ndarray, f1: np.ndarray, target: float) -> float | None:
+    """Linear interpolation on the mean curve: first crossing of ``target``."""
+    if f1[0] >= target:
+        return float(labels[0])
+    for k in range(1, len(f1)):
+        if f1[k] >= target:
+            a, b = f1[k - 1], f1[k]
+            return float(labels[k - 1] + (labels[k] - labels[k - 1]) * (target - a) / (b - a if b > a else 1))
+    return None
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for name in STRATEGIES:
+        mine = [r for r in runs if r["strategy"] == name]
+        if not mine:
+            continue
+        k = min(len(r["f1"]) for r in mine)
+        f = np.array([r["f1"][:k] for r in mine])
+        lab = np.array([r["labels"][:k] for r in mine]).mean(0)
+        out[name] = {"f1": f, "mean": f.mean(0), "min": f.min(0), "max": f.max(0), "labels": lab,
+                     "seeds": sorted(r["seed"] for r in mine)}
+    return out
+
+
+def plot(summary: dict[str, dict[str, np.ndarray]], start_f1: float, rules_f1: float, path: Path, args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, s in summary.items():
+        ax.plot(s["labels"], s["mean"], marker="o", ms=3, color=COLOURS[name],
+                label=f"{name} (n={len(s['seeds'])} seeds)")
+        ax.fill_between(s["labels"], s["min"], s["max"], color=COLOURS[name], alpha=0.12)
+    ax.axhline(start_f1, color="grey", linestyle=":", label=f"start: rule-trained model ({start_f1:.3f})")
+    ax.axhline(rules_f1, color="grey", linestyle="--", linewidth=0.8, label=f"rules themselves ({rules_f1:.3f})")
+    if "random" in summary:
+        ax.axhline(summary["random"]["mean"][-1], color="black", linestyle="-.", linewidth=0.7,
+                   label="random's final mean F1")
+    ax.set_xlabel("human labels (true categories)")
+    ax.set_ylabel("test micro-F1 vs truth")
+    ax.set_title(f"Active learning on Myntra ({args.products} products, batch {args.batch}); mean, min-max band")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(args, info, starts, runs, elapsed: float, complete: bool, per_train: list[float]) -> str:
+    summary = summarise(runs)
+    start_f1s = [s["f1"] for s in starts]
+    start_f1 = float(np.mean(start_f1s)) if start_f1s else float("nan")
+    cmd = "`.venv/bin/python benchmarks/active_learning.py " + " ".join(sys.argv[1:]) + "`"
+    L = ["# Active learning: label complexity of the selection strategies (Myntra)", "",
+         f"Generated by {cmd} in {elapsed / 60:.1f} min on 2 shared CPU cores"
+         + ("." if complete else " — **PARTIAL: the run was still going when this was written** "
+            "(tables hold the (seed, strategy) runs finished so far)."), "",
+         "## Settings actually used", "",
+         f"- Data: {info['n_products']} Myntra products (fixed random subset of styles.csv, seed 1), "
+         f"{info['n_dev']} dev (= unlabelled pool) / {info['n_test']} test (fixed seeded split). Truth = "
+         f"masterCategory > subCategory > articleType; taxonomy from dev paths, depth 3, categories with "
+         f"< {args.min_support} dev products pruned: {info['categories']} categories.",
+         f"- Inputs: the records WITHOUT their category fields (title + gender); image field dropped.",
+         f"- Rule labels: {info['rules']} rules from `generate_rules(taxonomy, support=...)`, applied to the "
+         f"category-less records; they label {info['rule_coverage_dev']:.0%} of dev products; rules vs truth "
+         f"micro-F1 {info['rules_vs_truth_test_micro_f1']:.3f} (test), {info['rules_vs_truth_dev_micro_f1']:.3f} (dev).",
+         f"- Model: `train_ensemble(members={tuple(args.members)}, folds={args.folds}, epochs=logreg "
+         f"{args.epochs_logreg} / mlp {args.epochs_mlp}, combiner=stacked, beta=0.5)`, retrained from scratch on "
+         f"all {info['n_dev']} dev products every round; mean training time "
+         f"{np.mean(per_train) if per_train else float('nan'):.0f}s.",
+         f"- Loop: {args.rounds} rounds x batch {args.batch} = {args.rounds * args.batch} human labels per strategy; "
+         f"seeds {list(range(args.seeds))} (seed = training seed + selection RNG). Human label = the true path "
+         "(positives) and every other category (negatives), merged by `retrain.job.training_targets`. "
+         "Importance-weighted: `ImportanceWeightedSelection()` (base = uncertainty 'threshold', floor 0.1, "
+         "self-normalised) weights passed as `sample_weight` (1 for all other rows). Uncertainty = "
+         "`UncertaintySelection()` ('threshold'), disagreement = `DisagreementSelection()` (vote entropy of "
+         "the members), combined = `CombinedSelection()` (0.5/0.5); none with `diverse=True`.",
+         "- Metric: micro-F1 of `classifier.thresholds.decide(probabilities)` on the test split vs TRUE categories "
+         "(`models.metrics.evaluate`).", ""]
+    if not summary:
+        return "\n".join(L + ["No strategy run finished yet.", ""])
+    rounds = min(len(s["mean"]) for s in summary.values())
+    L += ["## Test micro-F1 per round (mean ± half-range over seeds, [min, max])", "",
+          "Round 0 is the start model trained on rule labels only (same for every strategy within a seed). "
+          f"Start model per seed: {', '.join(f'{x:.4f}' for x in start_f1s)} (mean {start_f1:.4f}).", "",
+          "| round | labels | " + " | ".join(summary) + " |", "|---" * (len(summary) + 2) + "|"]
+    for k in range(rounds):
+        cells = [f"{s['mean'][k]:.4f} ± {(s['max'][k] - s['min'][k]) / 2:.4f}" for s in summary.values()]
+        L.append(f"| {k} | {int(next(iter(summary.values()))['labels'][k])} | " + " | ".join(cells) + " |")
+    L += ["", "Seeds per strategy: " + ", ".join(f"{n} {s['seeds']}" for n, s in summary.items()), ""]
+    verdict_lines: list[str] = []
+    if "random" in summary:
+        rnd = summary["random"]
+        target = float(rnd["mean"][-1])
+        random_labels = float(rnd["labels"][-1])
+        L += [f"## Label complexity: labels needed to reach random's round-{len(rnd['mean']) - 1} mean F1 "
+              f"({target:.4f} with {random_labels:.0f} labels)", "",
+              "Linear interpolation on each strategy's mean curve (labels 0, B, 2B, ...); per-seed values in the \"per seed\" column "
+              "(each seed's own curve against the same target).", "",
+              "| strategy | labels to reach target (mean curve) | share of random's labels | per seed | final mean F1 | gain over start |",
+              "|---|---|---|---|---|---|"]
+        best = None
+        for name, s in summary.items():
+            need = labels_to_reach(s["labels"], s["mean"], target)
+            per_seed = [labels_to_reach(s["labels"], f, target) for f in s["f1"]]
+            share = None if need is None else need / random_labels
+            if name != "random" and need is not None and (best is None or need < best[1]):
+                best = (name, need, share)
+            L.append(f"| {name} | {'not reached' if need is None else f'{need:.0f}'} | "
+                     f"{'—' if share is None else f'{share:.0%}'} | "
+                     + ", ".join("not reached" if x is None else f"{x:.0f}" for x in per_seed)
+                     + f" | {s['mean'][-1]:.4f} | {s['mean'][-1] - start_f1:+.4f} |")
+        L.append("")
+        gain = target - start_f1
+        spread = max(float(s["max"][0] - s["min"][0]) for s in summary.values())
+        band = float(rnd["max"][-1] - rnd["min"][-1])
+        goal1 = best is not None and best[2] <= 0.5
+        clearly = gain > max(0.01, band, spread)
+        verdict_lines = [
+            "## Goals", "",
+            f"- Best non-random strategy reaches random's final mean F1 with <= 50% of its labels: "
+            + (f"**{'MET' if goal1 else 'NOT MET'}** — best is {best[0]} with {best[1]:.0f} labels "
+               f"({best[2]:.0%} of {random_labels:.0f})." if best else "**NOT MET** — no other strategy reached it."),
+            f"- Round-{len(rnd['mean']) - 1} F1 clearly above the rule-trained start: random {target:.4f} vs start "
+            f"{start_f1:.4f} ({gain:+.4f}; random's final min-max band {band:.4f}, start spread {spread:.4f}): "
+            f"**{'MET' if clearly else 'NOT MET'}**"
+            + "; best final: " + ", ".join(f"{n} {s['mean'][-1] - start_f1:+.4f}" for n, s in
+                                           sorted(summary.items(), key=lambda kv: -kv[1]['mean'][-1])[:2]) + ".", ""]
+    L += verdict_lines
+    L += ["## Per-seed curves (test micro-F1 by round)", "", "| strategy | seed | " +
+          " | ".join(str(k) for k in range(args.rounds + 1)) + " |", "|---" * (args.rounds + 3) + "|"]
+    for r in sorted(runs, key=lambda r: (STRATEGIES.index(r["strategy"]), r["seed"])):
+        L.append(f"| {r['strategy']} | {r['seed']} | " + " | ".join(f"{x:.4f}" for x in r["f1"]) + " |")
+    L += ["", "![F1 vs human labels](active_learning.png)", "", "## Discussion", "", "DISCUSSION_PLACEHOLDER", ""]
+    return "\n".join(L)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--products", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--members", default="logreg,mlp")
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--epochs-logreg", type=int, default=6)
+    parser.add_argument("--epochs-mlp", type=int, default=3)
+    parser.add_argument("--min-support", type=int, default=10)
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--time-only", action="store_true", help="train the start model once and exit")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    args.members = [m for m in args.members.split(",") if m]
+    names = [s for s in args.strategies.split(",") if s]
+    started = time.perf_counter()
+    d = data(args)
+    log(f"data: {d['info']} ({time.perf_counter() - started:.0f}s)")
+    if args.time_only:
+        start_task((args, 0))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    md, png = args.out / "active_learning.md", args.out / "active_learning.png"
+    with mp.get_context("spawn").Pool(args.jobs) as workers:
+        starts = sorted(workers.map(start_task, [(args, s) for s in range(args.seeds)]), key=lambda s: s["seed"])
+        per_train = [s["seconds"] for s in starts]
+        jobs = [(args, s["seed"], name, s) for s in starts for name in names]
+        runs: list[dict[str, Any]] = []
+
+        def write(complete: bool) -> None:
+            start_f1 = float(np.mean([s["f1"] for s in starts]))
+            md.write_text(report(args, d["info"], starts, runs, time.perf_counter() - started, complete, per_train))
+            summary = summarise(runs)
+            if summary:
+                plot(summary, start_f1, d["info"]["rules_vs_truth_test_micro_f1"], png, args)
+
+        write(False)
+        for result in workers.imap_unordered(strategy_task, jobs):
+            runs.append(result)
+            per_train.extend(result["seconds"])
+            write(False)
+            log(f"done: seed {result['seed']} {result['strategy']} ({len(runs)}/{len(jobs)})")
+        write(True)
+    log(f"wrote {md} and {png} in {(time.perf_counter() - started) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
