@@ -4,7 +4,7 @@ Names are imported on first use, so ``import embedder.cli`` stays cheap (pymilvu
 TensorFlow load only when an index or a model is actually needed).
 """
 
-from importlib import import_module
+from prodcat.lazy import lazy_exports
 
 _EXPORTS = {
     "Embedder": "embedder.base",
@@ -23,8 +23,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'embedder' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -12,34 +12,32 @@ The whole classifier in one call (out-of-fold stacking, thresholds, refit)::
 
     classifier = train_ensemble(records, label_sets, taxonomy, config=config, combiner="stacked")
     ModelRegistry(root).register(classifier)  # -> version; load_classifier(path) in the worker
+
+Names are imported on first use, so ``import models.cli`` (and ``prodcat --help``) does not load
+TensorFlow.
 """
 
-from models.config import FeatureConfig
-from models.errors import NotFittedError
-from models.featuriser import Featuriser, InputSpec
-from models.labels import LabelWeighting, TrainingWeights, label_matrix, labels_from_paths
-from models.members import MEMBERS, Member, create_member, load_member
-from models.classifier import Classifier
-from models.artifact import load_classifier, save_classifier
-from models.registry import ModelRegistry
-from models.training import train_ensemble
+from prodcat.lazy import lazy_exports
 
-__all__ = [
-    "MEMBERS",
-    "Classifier",
-    "ModelRegistry",
-    "FeatureConfig",
-    "Featuriser",
-    "InputSpec",
-    "LabelWeighting",
-    "Member",
-    "NotFittedError",
-    "TrainingWeights",
-    "create_member",
-    "label_matrix",
-    "labels_from_paths",
-    "load_classifier",
-    "load_member",
-    "save_classifier",
-    "train_ensemble",
-]
+_EXPORTS = {
+    "FeatureConfig": "models.config",
+    "NotFittedError": "models.errors",
+    "Featuriser": "models.featuriser",
+    "InputSpec": "models.featuriser",
+    "LabelWeighting": "models.labels",
+    "TrainingWeights": "models.labels",
+    "label_matrix": "models.labels",
+    "labels_from_paths": "models.labels",
+    "MEMBERS": "models.members",
+    "Member": "models.members",
+    "create_member": "models.members",
+    "load_member": "models.members",
+    "Classifier": "models.classifier",
+    "load_classifier": "models.artifact",
+    "save_classifier": "models.artifact",
+    "ModelRegistry": "models.registry",
+    "train_ensemble": "models.training",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

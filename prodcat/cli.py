@@ -17,6 +17,9 @@ from rich.table import Table
 from pydantic import ValidationError
 
 from embedder.cli import embed, serve_similarity, similar
+from models.cli import evaluate as model_evaluate
+from models.cli import predict as model_predict
+from models.cli import train as model_train
 from prodcat.errors import ConfigError, ProdcatError
 from retrain.cli import label_ui
 from prodcat.settings import Settings
@@ -248,6 +251,10 @@ def demo(
 app.command()(embed)
 app.command()(similar)
 app.command("similar-ui")(serve_similarity)
+# training, evaluating and trying models live with the models
+app.command("train")(model_train)
+app.command("evaluate")(model_evaluate)
+app.command("predict")(model_predict)
 # the labelling page lives with retraining
 app.command("label-ui")(label_ui)
 

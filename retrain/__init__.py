@@ -8,38 +8,25 @@ Typical flow (periodic retraining)::
     batch = CombinedSelection(0.5, diverse=True).select(pool, 200, rng)
 """
 
-from retrain.labels import (
-    Conflict,
-    HumanLabel,
-    LabelStore,
-    ProductLabels,
-    WriteResult,
-    parse_label,
-)
-from retrain.selection import (
-    CombinedSelection,
-    DisagreementSelection,
-    ImportanceWeightedSelection,
-    Pool,
-    RandomSelection,
-    Selection,
-    Strategy,
-    UncertaintySelection,
-)
+from prodcat.lazy import lazy_exports
 
-__all__ = [
-    "CombinedSelection",
-    "Conflict",
-    "DisagreementSelection",
-    "HumanLabel",
-    "ImportanceWeightedSelection",
-    "LabelStore",
-    "Pool",
-    "ProductLabels",
-    "RandomSelection",
-    "Selection",
-    "Strategy",
-    "UncertaintySelection",
-    "WriteResult",
-    "parse_label",
-]
+# imported on first use: `prodcat --help` should not pay for scikit-learn
+_EXPORTS = {
+    "Conflict": "retrain.labels",
+    "HumanLabel": "retrain.labels",
+    "LabelStore": "retrain.labels",
+    "ProductLabels": "retrain.labels",
+    "WriteResult": "retrain.labels",
+    "parse_label": "retrain.labels",
+    "CombinedSelection": "retrain.selection",
+    "DisagreementSelection": "retrain.selection",
+    "ImportanceWeightedSelection": "retrain.selection",
+    "Pool": "retrain.selection",
+    "RandomSelection": "retrain.selection",
+    "Selection": "retrain.selection",
+    "Strategy": "retrain.selection",
+    "UncertaintySelection": "retrain.selection",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
