@@ -36,16 +36,6 @@ err = Console(stderr=True, soft_wrap=True)
 PresetOpt = Annotated[str, typer.Option(help="Column mapping: auto, jsonl, csv, flipkart-images, myntra-images, ...")]
 
 
-def _settings() -> Settings:
-    from pydantic import ValidationError
-
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"PRODCAT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid settings: {problems}") from None
-
-
 @contextmanager
 def _milvus_errors(uri: str) -> Iterator[None]:
     """pymilvus' own exceptions (server gone mid-run, timeouts) as one-line prodcat errors."""
@@ -74,7 +64,7 @@ def load_embedder(image_size: int, batch_size: int) -> Embedder:
     """The default embedder (EfficientNet-Lite0, ImageNet); weights converted once into state_dir."""
     from embedder.backends.efficientnet_lite import EfficientNetLite0Embedder
 
-    return EfficientNetLite0Embedder(cache_dir=_settings().state_dir / "cache" / "weights",
+    return EfficientNetLite0Embedder(cache_dir=Settings.load().state_dir / "cache" / "weights",
                                      image_size=image_size, batch_size=batch_size)
 
 
@@ -98,7 +88,7 @@ def embed(
     """Embed a catalogue's product images into the Milvus collection at PRODCAT_MILVUS_URI."""
     from embedder.catalogue import embed_catalogue
 
-    settings = _settings()
+    settings = Settings.load()
     records = _records(catalogue, preset, limit)
     vector_cache = _vector_cache(settings) if cache else None
     started = time.monotonic()
@@ -144,7 +134,7 @@ def similar(
                                                                    "product's level-2 category.")] = False,
 ) -> None:
     """The products whose images are most similar to this one's (cosine), within its level-2 category."""
-    settings = _settings()
+    settings = Settings.load()
     index = _open_index(settings)
     try:
         with _milvus_errors(settings.milvus_uri):
@@ -171,7 +161,7 @@ def serve_similarity(
     from embedder.judgements import JudgementStore
     from embedder.web import product_table, similarity_app
 
-    settings = _settings()
+    settings = Settings.load()
     products = product_table(_records(catalogue, preset, None))
     index = _open_index(settings)
     store = JudgementStore(judgements or settings.state_dir / "judgements.sqlite")

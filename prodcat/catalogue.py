@@ -15,7 +15,6 @@ import csv
 import html
 import json
 import random
-import re
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, Literal, get_args

@@ -14,13 +14,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from pydantic import ValidationError
-
 from embedder.cli import embed, serve_similarity, similar
 from models.cli import evaluate as model_evaluate
 from models.cli import predict as model_predict
 from models.cli import train as model_train
-from prodcat.errors import ConfigError, ProdcatError
+from prodcat.errors import ProdcatError
 from retrain.cli import label_ui
 from prodcat.settings import Settings
 
@@ -39,11 +37,7 @@ SAMPLE_FEED = Path(__file__).parent / "data" / "sample_feed.jsonl"
 
 
 def settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"PRODCAT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid settings: {problems}") from None
+    return Settings.load()
 
 
 # --- stack -----------------------------------------------------------------------------------

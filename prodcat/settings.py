@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from prodcat.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -90,6 +92,15 @@ class Settings(BaseSettings):
     es_version: str = "8.14.3"
     es_heap: str = "1g"
     kafka_heap: str = "512m"
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Settings from the environment; a bad value is one ConfigError naming every variable at fault."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(f"PRODCAT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid settings: {problems}") from None
 
     def to_env(self) -> dict[str, str]:
         """PRODCAT_* variables that reproduce these settings in a child process (a worker)."""

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from prodcat.errors import ConfigError, DataError, ProdcatError
+from prodcat.errors import DataError, ProdcatError
 from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
 
@@ -22,16 +22,6 @@ __all__ = ["label_ui", "load_taxonomy"]
 
 out = Console()
 DEMO_TAXONOMY = Path(__file__).resolve().parents[1] / "prodcat" / "data" / "demo_taxonomy.json"
-
-
-def _settings() -> Settings:
-    from pydantic import ValidationError
-
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"PRODCAT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid settings: {problems}") from None
 
 
 def load_taxonomy(settings: Settings, path: Path | None = None) -> tuple[Taxonomy, str]:
@@ -76,7 +66,7 @@ def label_ui(
     from retrain.labelling_tool import check_bind, labelling_app
     from retrain.labels import LabelStore
 
-    settings = _settings()
+    settings = Settings.load()
     if labeller_token is None and settings.labelling_token is not None:
         labeller_token = settings.labelling_token.get_secret_value()
     check_bind(host, labeller_token)  # before anything is reached: a refused start costs nothing

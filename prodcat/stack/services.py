@@ -8,7 +8,6 @@ import socket
 import subprocess
 import uuid
 from abc import ABC, abstractmethod
-from pathlib import Path
 from urllib.parse import urlparse
 
 from prodcat.errors import StackError
