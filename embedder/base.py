@@ -70,3 +70,14 @@ def letterbox(image: Image.Image, size: int, fill: tuple[int, int, int] = (255, 
     canvas = Image.new("RGB", (size, size), fill)
     canvas.paste(image, ((size - nw) // 2, (size - nh) // 2))
     return canvas
+
+
+
+def letterbox_batch(images: Sequence[Image.Image], size: int) -> np.ndarray:
+    """``[n, size, size, 3]`` float32 pixel values (0-255) of letterboxed images, for a model's input."""
+    batch = np.empty((len(images), size, size, 3), dtype=np.float32)
+    for i, image in enumerate(images):
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"Expected PIL.Image.Image objects. Received: {type(image).__name__} at index {i}.")
+        batch[i] = np.asarray(letterbox(image, size), dtype=np.float32)
+    return batch

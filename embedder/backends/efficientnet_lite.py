@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from embedder.base import Embedder, l2_normalise, letterbox
+from embedder.base import Embedder, l2_normalise, letterbox_batch
 from embedder.torch_weights import load_torch_legacy_state_dict, locate_efficientnet_lite0_weights
 from prodcat.errors import ConfigError, DataError
 
@@ -224,11 +224,7 @@ class EfficientNetLite0Embedder(Embedder):
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         """``[n, image_size, image_size, 3]`` float32: letterboxed RGB, ``(pixel - 127) / 128``."""
-        batch = np.empty((len(images), self.image_size, self.image_size, 3), dtype=np.float32)
-        for i, image in enumerate(images):
-            if not isinstance(image, Image.Image):
-                raise TypeError(f"Expected PIL.Image.Image objects. Received: {type(image).__name__} at index {i}.")
-            batch[i] = np.asarray(letterbox(image, self.image_size), dtype=np.float32)
+        batch = letterbox_batch(images, self.image_size)
         batch -= MEAN_RGB
         batch /= STD_RGB
         return batch

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from embedder.base import Embedder, l2_normalise, letterbox
+from embedder.base import Embedder, l2_normalise, letterbox_batch
 from prodcat.errors import ConfigError
 
 __all__ = ["HubEmbedder", "HANDLE_SETTING"]
@@ -64,11 +64,7 @@ class HubEmbedder(Embedder):
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         """``[n, image_size, image_size, 3]`` float32 in [0, 1]: letterboxed RGB on white."""
-        batch = np.empty((len(images), self.image_size, self.image_size, 3), dtype=np.float32)
-        for i, image in enumerate(images):
-            if not isinstance(image, Image.Image):
-                raise TypeError(f"Expected PIL.Image.Image objects. Received: {type(image).__name__} at index {i}.")
-            batch[i] = np.asarray(letterbox(image, self.image_size), dtype=np.float32)
+        batch = letterbox_batch(images, self.image_size)
         batch *= 1.0 / 255.0
         return batch
 
