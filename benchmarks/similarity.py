@@ -26,14 +26,11 @@ import importlib.util
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -54,8 +51,8 @@ from embedder import EfficientNetLite0Embedder, ImageFetcher, ImageIndex, ImageV
 from embedder.base import letterbox  # noqa: E402
 from embedder.index import HNSW_MIN_EF, quote_literal  # noqa: E402
 from prodcat.catalogue import read_catalogue, true_category_path  # noqa: E402
-from prodcat.errors import StackError  # noqa: E402
 from prodcat.record import parse_record  # noqa: E402
+from prodcat.stack.milvus import MilvusStandalone  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -351,77 +348,6 @@ def quality_row(method: str, setting: str, neighbours: np.ndarray | None, per_qu
 # ---------------------------------------------------------------------------------------------
 # Milvus
 # ---------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class MilvusStandalone:
-    """The PyPI ``milvus`` standalone server on free ports (a small copy of the start logic in
-    tests/embedder/conftest.py, which is a pytest module)."""
-
-    def __init__(self, data_dir: Path, timeout_s: float = 180.0) -> None:
-        self.data_dir = data_dir
-        self.timeout_s = timeout_s
-        self.server = None
-
-    def start(self) -> str:
-        from milvus import MilvusServer, MilvusServerConfig
-
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        etcd_client, etcd_peer = free_port(), free_port()
-        etcd_yaml = self.data_dir / "embed-etcd.yaml"
-        etcd_yaml.write_text(
-            f"listen-client-urls: http://127.0.0.1:{etcd_client}\n"
-            f"advertise-client-urls: http://127.0.0.1:{etcd_client}\n"
-            f"listen-peer-urls: http://127.0.0.1:{etcd_peer}\n"
-            f"initial-advertise-peer-urls: http://127.0.0.1:{etcd_peer}\n"
-            f"initial-cluster: default=http://127.0.0.1:{etcd_peer}\n")
-        default = MilvusServerConfig()
-        template = Path(default.template_file).read_text()
-        template = template.replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_yaml}\n", 1)
-        template_path = self.data_dir / "milvus.yaml.template"
-        template_path.write_text(template)
-        config = MilvusServerConfig(template=str(template_path), data_dir=str(self.data_dir / "server"))
-        config.glog_conf_file = default.glog_conf_file
-        ports = {key: free_port() for key in config.configurable_items if key.endswith("_port")}
-        ports["etcd_port"] = etcd_client
-        self.server = MilvusServer(config, wait_for_started=False, **ports)
-        self.server.webservice_port = free_port()
-        self.server.start()
-        self._wait_healthy()
-        return f"http://127.0.0.1:{self.server.listen_port}"
-
-    def _wait_healthy(self) -> None:
-        url = f"http://127.0.0.1:{self.server.webservice_port}/healthz"
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if self.server.server_proc.poll() is not None:
-                raise StackError(f"Milvus standalone exited; see {self.data_dir / 'server' / 'logs'}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if b"OK" in resp.read():
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise StackError(f"Milvus standalone not healthy after {self.timeout_s}s")
-
-    def stop(self) -> None:
-        if self.server is None or self.server.server_proc is None:
-            return
-        proc = self.server.server_proc
-        proc.terminate()
-        try:
-            proc.wait(5)  # 2.3.5 often hangs after stopping its coordinators; the data is thrown away
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        self.server.stop()
-        self.server = None
 
 
 @dataclass
