@@ -59,11 +59,14 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
                load_model: Callable[[Announcement], Categoriser] | None = None,
                images: ImageStage | None = None, image_sink: ImageSink | None = None,
                rules: RuleSet | None = None) -> faust.App:
+    datadir = settings.state_dir / "faust" / settings.consumer_group  # not the working directory
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{b.strip()}" for b in settings.kafka_brokers.split(",")],
         broker_credentials=broker_credentials(settings),
         store="memory://",
+        datadir=str(datadir),
         web_host=settings.web_host,
         web_port=settings.web_port,
         topic_partitions=settings.topic_partitions,

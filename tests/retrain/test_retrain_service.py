@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -60,12 +61,17 @@ def test_a_better_model_is_promoted_and_used_a_worse_one_is_not(isolated, worker
 
     policy = GatePolicy(min_holdout=50)
 
-    def shuffled(recs, label_sets, tax, weights):
+    def mislabelled(recs, label_sets, tax, weights):
+        # every product taught as one category of the rarest top level: wrong for nearly everything
+        # (shuffled labels were not enough: the frequent top-level categories survive a shuffle)
         label_sets = list(label_sets)
-        random.Random(0).shuffle(label_sets)
-        return train_ensemble(recs, label_sets, tax, members=("logreg",), folds=2, sample_weight=weights)
+        counts = Counter(c for s in label_sets for c in s)
+        rare_root = min((c for c in counts if tax.depth(c) == 1), key=lambda c: (counts[c], c))
+        wrong = tax.close([rare_root])
+        return train_ensemble(recs, [wrong] * len(label_sets), tax, members=("logreg",), folds=2,
+                              sample_weight=weights)
 
-    worse = retrain_once(settings, policy=policy, train=shuffled)
+    worse = retrain_once(settings, policy=policy, train=mislabelled)
     assert not worse.promoted, worse.reason
     assert not (tmp_path / "models").exists(), "a refused candidate is not registered"
 
