@@ -1,10 +1,12 @@
-"""Benchmark active-learning selection strategies on Myntra: F1 vs number of human labels.
+"""Benchmark active-learning selection strategies: F1 vs number of human labels.
 
-    .venv/bin/python benchmarks/active_learning.py [--products 4000 --rounds 10 --batch 50 --seeds 3]
-        [--members logreg,mlp] [--epochs 0] [--jobs 2] [--strategies random,uncertainty,...]
+    .venv/bin/python benchmarks/active_learning.py [--dataset myntra|flipkart] [--products 4000 --rounds 10
+        --batch 50 --seeds 3] [--members logreg,mlp] [--jobs 2] [--strategies random,uncertainty,...]
+        [--human-weight 1] [--unlabelled-weight W] [--tune-on all|labelled]
 
-Protocol. A fixed random subset of ``--products`` Myntra products (styles.csv; truth = master >
-sub > articleType), split 90/10 (seeded, fixed) into dev and test. The category fields are the
+Protocol. A fixed random subset of ``--products`` products of the dataset (Myntra styles.csv: truth =
+master > sub > articleType; Flipkart 20k: truth = its category tree), split 90/10 (seeded, fixed)
+into dev and test. The category fields are the
 label, so they are removed from the records (rules and featuriser see title + gender only).
 Taxonomy = the dev products' true paths (depth 3), categories with fewer than ``--min-support``
 dev products pruned. Rule labels = ``generate_rules(taxonomy, support=...)`` applied to the
@@ -16,7 +18,7 @@ true path, negatives = every other category), merged with the rule labels by
 weights as ``sample_weight`` (accumulated per product, others weight 1). The model is retrained on
 all dev products and scored (micro-F1) on the test split against the TRUE categories. Each seed
 changes the training seed and the selection RNG (subset and split stay fixed).
-Writes benchmarks/results/active_learning.md and active_learning.png (rewritten after every
+Writes benchmarks/results/active_learning_<dataset>.md and .png (rewritten after every
 finished (seed, strategy) run, so a cut-short run still leaves a report).
 """
 
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.config import FeatureConfig  # noqa: E402
-from models.labels import label_matrix, labels_from_paths  # noqa: E402
+from models.labels import LabelWeighting, label_matrix, labels_from_paths  # noqa: E402
 from models.metrics import evaluate  # noqa: E402
 from models.training import train_ensemble  # noqa: E402
 from prodcat.catalogue import read_catalogue, true_category_path  # noqa: E402
@@ -51,6 +53,8 @@ from retrain.selection import (CombinedSelection, DisagreementSelection, Importa
                                Pool, RandomSelection, UncertaintySelection)
 
 RESULTS = ROOT / "benchmarks" / "results"
+SOURCES = {"myntra": ("myntra/styles.csv", "myntra"),  # truth: master > sub > articleType
+           "flipkart": ("flipkart/products_20k_name_tree.csv", "flipkart-names")}  # truth: the category tree
 STRATEGIES = ("random", "uncertainty", "disagreement", "combined", "importance")
 COLOURS = {"random": "black", "uncertainty": "tab:blue", "disagreement": "tab:orange", "combined": "tab:green",
            "importance": "tab:red"}
@@ -58,6 +62,10 @@ COLOURS = {"random": "black", "uncertainty": "tab:blue", "disagreement": "tab:or
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def png_name(args: argparse.Namespace) -> str:
+    return f"active_learning_{args.dataset}.png"
 
 
 def make_strategy(name: str):
@@ -82,8 +90,8 @@ _DATA: dict[str, Any] = {}
 def data(args: argparse.Namespace) -> dict[str, Any]:
     if _DATA:
         return _DATA
-    rows = read_catalogue(args.datasets / "myntra" / "styles.csv", "myntra")
-    records = [parse_record(raw) for raw in rows]
+    source, preset = SOURCES[args.dataset]
+    records = [parse_record(raw) for raw in read_catalogue(args.datasets / source, preset)]
     keep = np.sort(np.random.default_rng(1).permutation(len(records))[:args.products])
     records = [records[i] for i in keep]
     paths = [true_category_path(r) for r in records]
@@ -126,11 +134,16 @@ def train_and_score(args: argparse.Namespace, human: dict[str, ProductLabels], w
     d = data(args)
     taxonomy = d["taxonomy"]
     targets = training_targets(d["rule_labels"], human, taxonomy)
-    sw = None if weights is None else np.array([weights.get(pid, 1.0) for pid in d["dev_ids"]], dtype=np.float32)
+    # a person's label is the truth, a rule's is a guess: human rows weigh --human-weight (x 1/p if importance)
+    sw = np.array([(weights or {}).get(pid, 1.0) * (args.human_weight if pid in human else 1.0)
+                   for pid in d["dev_ids"]], dtype=np.float32)
     epochs = {"logreg": args.epochs_logreg, "mlp": args.epochs_mlp}
+    weighting = (LabelWeighting() if args.unlabelled_weight is None
+                 else LabelWeighting(pu_correction=True, unlabelled_weight=args.unlabelled_weight))
     t0 = time.perf_counter()
     clf = train_ensemble(d["dev"], [targets[pid] for pid in d["dev_ids"]], taxonomy, config=d["config"],
-                         members=args.members, folds=args.folds, epochs=epochs, sample_weight=sw, seed=seed)
+                         members=args.members, folds=args.folds, epochs=epochs, sample_weight=sw, seed=seed,
+                         weighting=weighting, tune_on=args.tune_on)
     seconds = time.perf_counter() - t0
     pool_rows = [j for j, pid in enumerate(d["dev_ids"]) if pid not in human]
     records = [d["dev"][j] for j in pool_rows] + d["test"]
@@ -226,7 +239,7 @@ def plot(summary: dict[str, dict[str, np.ndarray]], start_f1: float, rules_f1: f
                    label="random's final mean F1")
     ax.set_xlabel("human labels (true categories)")
     ax.set_ylabel("test micro-F1 vs truth")
-    ax.set_title(f"Active learning on Myntra ({args.products} products, batch {args.batch}); mean, min-max band")
+    ax.set_title(f"Active learning on {args.dataset} ({args.products} products, batch {args.batch}); mean, min-max band")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -240,21 +253,23 @@ def report(args, info, starts, runs, elapsed: float, complete: bool, per_train: 
     start_f1s = [s["f1"] for s in starts if s["seed"] in used or not used]
     start_f1 = float(np.mean(start_f1s)) if start_f1s else float("nan")
     cmd = "`.venv/bin/python benchmarks/active_learning.py " + " ".join(sys.argv[1:]) + "`"
-    L = ["# Active learning: label complexity of the selection strategies (Myntra)", "",
+    L = [f"# Active learning: label complexity of the selection strategies ({args.dataset})", "",
          f"Generated by {cmd} in {elapsed / 60:.1f} min on 2 shared CPU cores"
          + ("." if complete else " — **PARTIAL: the run was still going when this was written** "
             "(tables hold the (seed, strategy) runs finished so far)."), "",
          "## Settings actually used", "",
-         f"- Data: {info['n_products']} Myntra products (fixed random subset of styles.csv, seed 1), "
-         f"{info['n_dev']} dev (= unlabelled pool) / {info['n_test']} test (fixed seeded split). Truth = "
-         f"masterCategory > subCategory > articleType; taxonomy from dev paths, depth 3, categories with "
+         f"- Data: {info['n_products']} {args.dataset} products ({SOURCES[args.dataset][0]}, fixed random subset, seed 1), "
+         f"{info['n_dev']} dev (= unlabelled pool) / {info['n_test']} test (fixed seeded split). Truth = the "
+         f"dataset's category path; taxonomy from dev paths, depth 3, categories with "
          f"< {args.min_support} dev products pruned: {info['categories']} categories.",
-         f"- Inputs: the records WITHOUT their category fields (title + gender); image field dropped.",
+         "- Inputs: the records WITHOUT their category fields (title, + gender on Myntra); image field dropped.",
          f"- Rule labels: {info['rules']} rules from `generate_rules(taxonomy, support=...)`, applied to the "
          f"category-less records; they label {info['rule_coverage_dev']:.0%} of dev products; rules vs truth "
          f"micro-F1 {info['rules_vs_truth_test_micro_f1']:.3f} (test), {info['rules_vs_truth_dev_micro_f1']:.3f} (dev).",
          f"- Model: `train_ensemble(members={tuple(args.members)}, folds={args.folds}, epochs=logreg "
-         f"{args.epochs_logreg} / mlp {args.epochs_mlp}, combiner=stacked, beta=0.5)`, retrained from scratch on "
+         f"{args.epochs_logreg} / mlp {args.epochs_mlp}, combiner=stacked, beta=0.5, tune_on={args.tune_on!r}, "
+         f"weighting={'PU, unlabelled weight ' + str(args.unlabelled_weight) if args.unlabelled_weight is not None else 'class balancing only'})`, "
+         f"human-labelled rows weighted x{args.human_weight:g}; retrained from scratch on "
          f"all {info['n_dev']} dev products every round; mean training time "
          f"{np.mean(per_train) if per_train else float('nan'):.0f}s.",
          f"- Loop: {args.rounds} rounds x batch {args.batch} = {args.rounds * args.batch} human labels per strategy; "
@@ -320,14 +335,20 @@ def report(args, info, starts, runs, elapsed: float, complete: bool, per_train: 
           " | ".join(str(k) for k in range(args.rounds + 1)) + " |", "|---" * (args.rounds + 3) + "|"]
     for r in sorted(runs, key=lambda r: (STRATEGIES.index(r["strategy"]), r["seed"])):
         L.append(f"| {r['strategy']} | {r['seed']} | " + " | ".join(f"{x:.4f}" for x in r["f1"]) + " |")
-    L += ["", "![F1 vs human labels](active_learning.png)", "", "## Discussion", "", "DISCUSSION_PLACEHOLDER", ""]
+    L += ["", f"![F1 vs human labels]({png_name(args)})", "", "## Discussion", "", "DISCUSSION_PLACEHOLDER", ""]
     return "\n".join(L)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--dataset", choices=sorted(SOURCES), default="myntra")
     parser.add_argument("--products", type=int, default=4000)
+    parser.add_argument("--human-weight", type=float, default=1.0, help="training weight of human-labelled rows")
+    parser.add_argument("--unlabelled-weight", type=float, default=None,
+                        help="PU correction: weight of the zeros of products no rule fired on (default: off)")
+    parser.add_argument("--tune-on", choices=("all", "labelled"), default="all",
+                        help="fit combiner/thresholds on all rows or only rows with a positive label")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--seeds", type=int, default=3)
@@ -350,7 +371,8 @@ def main() -> None:
         start_task((args, 0))
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    md, png = args.out / "active_learning.md", args.out / "active_learning.png"
+    png = args.out / png_name(args)
+    md = png.with_suffix(".md")
     with mp.get_context("spawn").Pool(args.jobs) as workers:
         starts = sorted(workers.map(start_task, [(args, s) for s in range(args.seeds)]), key=lambda s: s["seed"])
         per_train = [s["seconds"] for s in starts]

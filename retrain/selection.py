@@ -96,8 +96,14 @@ def _recentre(p: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def uncertainty_scores(probabilities: np.ndarray, thresholds: np.ndarray,
-                       kind: UncertaintyKind = "threshold") -> np.ndarray:
+                       kind: UncertaintyKind = "threshold", *, undecided: bool = True) -> np.ndarray:
     """Per product, how close its most doubtful category is to the threshold (higher = more doubtful).
+
+    ``undecided``: a product for which no category reaches its threshold scores at least
+    ``1 - max_c p_c / t_c``. Every product belongs somewhere in a category tree, so "nothing
+    decided" is a certain miss, not certainty; without this term a product with all
+    probabilities near 0 looks confident and is never asked about (on Flipkart with rule labels
+    half the pool is like that, and threshold uncertainty stalled while random sampling gained).
 
     * ``threshold``: max over categories of ``1 - |p - t| / s`` with ``s`` the room on p's side of
       the threshold (t below it, 1 - t above): 1 on the threshold, 0 at 0 or 1, for any t.
@@ -112,15 +118,20 @@ def uncertainty_scores(probabilities: np.ndarray, thresholds: np.ndarray,
     if kind == "threshold":
         room = np.where(p < t, t, 1 - t)
         dist = np.divide(np.abs(p - t), room, out=np.zeros_like(p), where=room > 0)
-        return np.clip(1 - dist, 0, 1).max(axis=1)
-    if kind == "margin":
+        scores = np.clip(1 - dist, 0, 1).max(axis=1)
+    elif kind == "margin":
         def logit(x: np.ndarray) -> np.ndarray:
             x = np.clip(x, _EPS, 1 - _EPS)
             return np.log(x) - np.log1p(-x)
-        return 1 / (1 + np.abs(logit(p) - logit(t)).min(axis=1))
-    if kind == "entropy":
-        return _binary_entropy(_recentre(p, t)).max(axis=1)
-    raise ValueError(f"Expected kind 'threshold', 'margin' or 'entropy'. Received: kind={kind!r}")
+        scores = 1 / (1 + np.abs(logit(p) - logit(t)).min(axis=1))
+    elif kind == "entropy":
+        scores = _binary_entropy(_recentre(p, t)).max(axis=1)
+    else:
+        raise ValueError(f"Expected kind 'threshold', 'margin' or 'entropy'. Received: kind={kind!r}")
+    if undecided and p.shape[1]:
+        strongest = np.divide(p, t, out=np.full_like(p, np.inf), where=t > 0).max(axis=1)
+        scores = np.maximum(scores, np.clip(1 - strongest, 0, 1))
+    return scores
 
 
 def disagreement_scores(members: np.ndarray, thresholds: np.ndarray,
@@ -225,14 +236,14 @@ def _members(pool: Pool, who: str) -> np.ndarray:
 
 
 class UncertaintySelection(ScoreSelection):
-    """Products closest to a threshold (see :func:`uncertainty_scores` for ``kind``)."""
+    """Products closest to a threshold or with no category at all (see :func:`uncertainty_scores`)."""
 
-    def __init__(self, kind: UncertaintyKind = "threshold", **options) -> None:
+    def __init__(self, kind: UncertaintyKind = "threshold", *, undecided: bool = True, **options) -> None:
         super().__init__(**options)
-        self.kind = kind
+        self.kind, self.undecided = kind, undecided
 
     def scores(self, pool: Pool) -> np.ndarray:
-        return uncertainty_scores(pool.probabilities, pool.thresholds, self.kind)
+        return uncertainty_scores(pool.probabilities, pool.thresholds, self.kind, undecided=self.undecided)
 
 
 class DisagreementSelection(ScoreSelection):
@@ -253,14 +264,16 @@ class CombinedSelection(ScoreSelection):
     """
 
     def __init__(self, weight: float = 0.5, uncertainty: UncertaintyKind = "threshold",
-                 disagreement: DisagreementKind = "vote_entropy", **options) -> None:
+                 disagreement: DisagreementKind = "vote_entropy", *, undecided: bool = True, **options) -> None:
         if not 0 <= weight <= 1:
             raise ValueError(f"Expected 0 <= weight <= 1. Received: weight={weight}")
         super().__init__(**options)
         self.weight, self.uncertainty, self.disagreement = weight, uncertainty, disagreement
+        self.undecided = undecided
 
     def scores(self, pool: Pool) -> np.ndarray:
-        u = minmax(uncertainty_scores(pool.probabilities, pool.thresholds, self.uncertainty))
+        u = minmax(uncertainty_scores(pool.probabilities, pool.thresholds, self.uncertainty,
+                                      undecided=self.undecided))
         if self.weight == 1:
             return u
         d = minmax(disagreement_scores(_members(pool, "CombinedSelection(weight < 1)"), pool.thresholds,

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, cast
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from models.errors import ConfigError, DataError, NotFittedError
 from models.featuriser import FeatureKind, InputSpec
@@ -94,6 +95,7 @@ class KerasMember(Member):
         self.patience, self.seed, self.verbose = patience, seed, verbose
         self._model: keras.Model | None = None
         self._encoder: keras.Model | None = None
+        self._calls: dict[int, Any] = {}
         self.n_classes_: int | None = None
         self.history_: dict[str, list[float]] = {}
 
@@ -190,6 +192,7 @@ class KerasMember(Member):
                             epochs=self.epochs, validation_data=validation_data, shuffle=True,
                             callbacks=callbacks, verbose=self.verbose)
         self._model, self._encoder, self.n_classes_ = model, encoder, y.shape[1]
+        self._calls = {}
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         return self
 
@@ -197,7 +200,14 @@ class KerasMember(Member):
         if model is None:
             raise NotFittedError(f"member {self.name!r} is not fitted; call fit(features, y) or load(directory)")
         x, n = self._select(features)
-        out = np.asarray(model.predict(x, batch_size=_PREDICT_BATCH, verbose=0), dtype=np.float32)
+        # model.predict builds a data pipeline per call: ~25x slower than a traced call on a stream
+        # batch of 256 (measured). reduce_retracing: one trace serves every batch size.
+        call = self._calls.get(id(model))
+        if call is None:
+            call = self._calls[id(model)] = tf.function(lambda d: model(d, training=False), reduce_retracing=True)
+        parts = [np.asarray(call({k: v[i:i + _PREDICT_BATCH] for k, v in x.items()}), dtype=np.float32)
+                 for i in range(0, n, _PREDICT_BATCH)]
+        out = np.concatenate(parts) if parts else np.zeros((0, model.outputs[0].shape[-1]), np.float32)
         rows = self._available(features, n)
         if not rows.all():
             out[~rows] = np.nan

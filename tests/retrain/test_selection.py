@@ -21,9 +21,11 @@ T = np.array([0.5, 0.2, 0.7])
 
 
 def confident_pool(n: int = 20) -> np.ndarray:
-    """Every product far from every threshold (0.02 or 0.98)."""
+    """Every product far from every threshold (0.02 or 0.98), each with at least one category."""
     rng = np.random.default_rng(0)
-    return np.where(rng.random((n, 3)) < 0.5, 0.02, 0.98)
+    p = np.where(rng.random((n, 3)) < 0.5, 0.02, 0.98)
+    p[p.max(axis=1) < 0.5, 0] = 0.98
+    return p
 
 
 def test_the_product_on_a_threshold_is_picked_first():
@@ -40,6 +42,18 @@ def test_the_product_on_a_threshold_is_picked_first():
 def test_threshold_uncertainty_is_one_on_the_threshold_and_zero_at_the_ends():
     p = np.array([[0.5, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.2, 0.0], [1.0, 1.0, 0.0]])
     assert uncertainty_scores(p, T).tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_a_product_with_no_category_at_all_is_doubtful_not_confident():
+    p = confident_pool(10)
+    p[4] = [0.01, 0.0, 0.02]  # nothing near any threshold: every category a confident "no"
+    p[6, 1] = 0.5   # decided, not far above its threshold (0.2)
+    for kind in ("threshold", "margin", "entropy"):
+        assert uncertainty_scores(p, T, kind)[4] > 0.9, kind
+        assert UncertaintySelection(kind).select(Pool(p, T), 1, rng=0).indices[0] == 4, kind
+        assert UncertaintySelection(kind, undecided=False).select(Pool(p, T), 1, rng=0).indices[0] != 4, kind
+    half_way = np.array([[0.25, 0.1, 0.35]])  # the strongest category is half-way to its threshold
+    assert uncertainty_scores(half_way, T, undecided=True)[0] >= 0.5
 
 
 def test_disagreement_picks_the_product_where_members_split():
@@ -106,11 +120,11 @@ def test_importance_weights_are_inverse_sampling_probabilities():
     q = strategy.probabilities(strategy.base.scores(pool))
     assert q.sum() == pytest.approx(1.0)
     assert q.min() >= 0.2 / pool.n - 1e-12
-    sel = strategy.select(pool, 10, rng=5)
-    counts = np.ones(len(sel))  # seed 5 draws 10 distinct rows
+    sel = strategy.select(pool, 10, rng=0)
+    counts = np.ones(len(sel))  # seed 0 draws 10 distinct rows
     assert len(sel) == 10
     np.testing.assert_allclose(sel.weights, counts / (pool.n * q[sel.indices]))
-    normalised = ImportanceWeightedSelection(floor=0.2).select(pool, 10, rng=5)
+    normalised = ImportanceWeightedSelection(floor=0.2).select(pool, 10, rng=0)
     np.testing.assert_allclose(normalised.weights, sel.weights / sel.weights.mean())
     assert normalised.weights.mean() == pytest.approx(1.0)
 
