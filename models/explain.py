@@ -94,16 +94,23 @@ def top_contributions_batch(X: Any, W: np.ndarray, vocab: Sequence[str],
         if len(categories) != n:
             raise DataError(f"Expected one list of categories per product ({n}). Received: {len(categories)}")
         per_row = categories
+    if hasattr(X, "indptr"):
+        indptr, indices, values = X.indptr, X.indices, X.data
+    else:  # the nonzeros of every row in one pass, laid out like CSR
+        X = np.asarray(X)
+        rows, indices = np.nonzero(X)
+        indptr, values = np.searchsorted(rows, np.arange(n + 1)), X[rows, indices]
     out: list[dict[int, list[Contribution]]] = []
     for i in range(n):
         cols = np.asarray(per_row[i], dtype=np.int64)
         if len(cols) == 0:
             out.append({})
             continue
-        row = _dense_row(X[i])
-        nz = np.flatnonzero(row)
-        contrib = row[nz, None] * weights[np.ix_(nz, cols)]  # (nonzeros, categories)
-        out.append({int(c): [(vocab[nz[j]], float(contrib[j, a])) for j in _top(contrib[:, a], k)]
+        nz, row = indices[indptr[i]:indptr[i + 1]], values[indptr[i]:indptr[i + 1]].astype(np.float64)
+        contrib = row[:, None] * weights[np.ix_(nz, cols)]  # (nonzeros, categories)
+        # every category's ranking in one sort; stable: ties keep column order, as in _top
+        order = np.argsort(-contrib, axis=0, kind="stable")[:k]
+        out.append({int(c): [(vocab[nz[j]], float(contrib[j, a])) for j in order[:, a] if contrib[j, a] > 0]
                     for a, c in enumerate(cols)})
     return out
 
