@@ -152,7 +152,7 @@ def train_and_score(args: argparse.Namespace, human: dict[str, ProductLabels], w
     members = np.nan_to_num(members, nan=0.0)
     n_pool = len(pool_rows)
     f1 = evaluate(d["y_test"], clf.thresholds.decide(probs[n_pool:]), taxonomy)["micro_f1"]
-    pool = Pool(np.clip(probs[:n_pool], 0, 1), np.clip(np.asarray(clf.thresholds.thresholds_, dtype=np.float64), 0, 1),
+    pool = Pool(np.clip(probs[:n_pool], 0, 1), np.asarray(clf.thresholds.thresholds_, dtype=np.float64),
                 members=np.clip(members[:, :n_pool], 0, 1), texts=[d["dev"][j].title for j in pool_rows])
     return float(f1), pool, seconds, pool_rows
 

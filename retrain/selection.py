@@ -37,7 +37,11 @@ _EPS = 1e-7
 @dataclass(frozen=True)
 class Pool:
     """The unlabelled products: probabilities (n x C), thresholds (C,), optionally member
-    probabilities (m x n x C) for disagreement and titles (n) for diversity."""
+    probabilities (m x n x C) for disagreement and titles (n) for diversity.
+
+    A threshold above 1 (:data:`models.thresholds.NEVER`) marks a category the model never
+    decides on its own; it carries no doubt and is left out of every score.
+    """
 
     probabilities: np.ndarray
     thresholds: np.ndarray
@@ -50,9 +54,10 @@ class Pool:
         if p.ndim != 2 or t.shape != (p.shape[1],):
             raise ValueError(f"Expected probabilities (n, C) and thresholds (C,). "
                              f"Received: {p.shape} and {t.shape}")
-        for name, a in (("probabilities", p), ("thresholds", t)):
-            if not np.all((a >= 0) & (a <= 1)):  # also catches NaN
-                raise ValueError(f"Expected {name} in [0, 1]; received values outside it or NaN")
+        if not np.all((p >= 0) & (p <= 1)):  # also catches NaN
+            raise ValueError("Expected probabilities in [0, 1]; received values outside it or NaN")
+        if not np.all(t >= 0):
+            raise ValueError("Expected thresholds >= 0 (above 1: never decided); received negative values or NaN")
         object.__setattr__(self, "probabilities", p)
         object.__setattr__(self, "thresholds", t)
         if self.members is not None:
@@ -113,8 +118,11 @@ def uncertainty_scores(probabilities: np.ndarray, thresholds: np.ndarray,
     * ``entropy``: max binary entropy (bits) after moving each threshold to 0.5 (:func:`_recentre`).
       Max, not sum: summed over ~1,000 near-zero categories the noise would outweigh the signal.
     """
-    p = np.asarray(probabilities, dtype=np.float64)
     t = np.asarray(thresholds, dtype=np.float64)
+    live = t <= 1.0  # a never-decided category (t > 1) has no threshold to be near
+    p, t = np.asarray(probabilities, dtype=np.float64)[:, live], t[live]
+    if not p.shape[1]:
+        return np.zeros(p.shape[0])
     if kind == "threshold":
         room = np.where(p < t, t, 1 - t)
         dist = np.divide(np.abs(p - t), room, out=np.zeros_like(p), where=room > 0)
@@ -128,7 +136,7 @@ def uncertainty_scores(probabilities: np.ndarray, thresholds: np.ndarray,
         scores = _binary_entropy(_recentre(p, t)).max(axis=1)
     else:
         raise ValueError(f"Expected kind 'threshold', 'margin' or 'entropy'. Received: kind={kind!r}")
-    if undecided and p.shape[1]:
+    if undecided:
         strongest = np.divide(p, t, out=np.full_like(p, np.inf), where=t > 0).max(axis=1)
         scores = np.maximum(scores, np.clip(1 - strongest, 0, 1))
     return scores

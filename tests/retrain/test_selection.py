@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.thresholds import NEVER
 from retrain.diversity import distinct_in_order
 from retrain.selection import (
     CombinedSelection,
@@ -52,6 +53,10 @@ def test_a_product_with_no_category_at_all_is_doubtful_not_confident():
         assert uncertainty_scores(p, T, kind)[4] > 0.9, kind
         assert UncertaintySelection(kind).select(Pool(p, T), 1, rng=0).indices[0] == 4, kind
         assert UncertaintySelection(kind, undecided=False).select(Pool(p, T), 1, rng=0).indices[0] != 4, kind
+    never = np.array([0.5, 0.2, NEVER])  # category 2 is never decided: p = 0.99 there is no doubt
+    assert uncertainty_scores(np.array([[0.0, 0.9, 0.99]]), never, kind="threshold")[0] == pytest.approx(0.125)
+    clipped = np.array([0.5, 0.2, 1.0])  # the same model with NEVER clipped to 1: 0.99 looks borderline
+    assert uncertainty_scores(np.array([[0.0, 0.9, 0.99]]), clipped, kind="threshold")[0] > 0.9
     half_way = np.array([[0.25, 0.1, 0.35]])  # the strongest category is half-way to its threshold
     assert uncertainty_scores(half_way, T, undecided=True)[0] >= 0.5
 
