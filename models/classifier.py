@@ -143,6 +143,19 @@ class Classifier(Categoriser):
         member_probs = self._member_probs(self.features(records, image_vectors))
         return self.combiner.predict_proba(list(member_probs)), member_probs
 
+    def warm_up(self) -> Classifier:
+        """Trace every member and text layer before the first real batch; returns ``self``.
+
+        Two batch sizes, because a traced call relaxes to any batch size on its second shape.
+        Without this the first batches after a start or a hot swap pay the tracing (seconds).
+        """
+        dim = self.image_dim
+        for n in (1, 2):
+            records = [ProductRecord(id=f"warm-up-{i}", title="warm up") for i in range(n)]
+            vectors = None if dim is None else np.full((n, dim), 1 / np.sqrt(dim), dtype=np.float32)
+            self.predict_batch(records, vectors)
+        return self
+
     def predict_batch(self, records: Sequence[ProductRecord],
                       image_vectors: ImageInput = None) -> list[Categorisation]:
         """One :class:`Categorisation` per record, in order (see the module docstring)."""

@@ -34,7 +34,7 @@ def load_announced(announcement: Announcement) -> Categoriser:
     if announcement.kind == "model":
         from models.artifact import load_classifier  # TensorFlow/Keras only when a model is announced
 
-        return load_classifier(announcement.location)
+        return load_classifier(announcement.location).warm_up()  # traced before it meets a batch
     raise ConfigError(f"unknown model kind {announcement.kind!r} in the announcement of {announcement.version}")
 
 
