@@ -50,7 +50,7 @@ from streams.topics import ensure_topics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
-STAGES = ("parse", "dedup", "embed", "model", "elasticsearch", "milvus", "kafka")
+STAGES = ("parse", "dedup", "embed", "model", "documents", "elasticsearch", "milvus", "kafka")
 
 
 def fresh(base: Settings, tmp: Path, **update) -> Settings:
@@ -213,7 +213,16 @@ def main() -> None:
         raise SystemExit(f"needs the shared datasets at {DATASETS}")
 
     base = Settings(embed_images=False)
+    owned = [s.name for s in Stack(base).status() if s.pid is None]  # stop only what this run starts
     Stack(base).up()
+    try:
+        run(args, base, modes)
+    finally:
+        if owned:
+            Stack(base, only=owned).down()
+
+
+def run(args: argparse.Namespace, base: Settings, modes: list[str]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="prodcat-bench-"))
     flipkart, taxonomy = flipkart_events(args.events)
     (tmp / "taxonomy.json").write_text(taxonomy.to_json())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -116,13 +117,27 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     # instead of leaving a dead agent holding its partitions
     @app.agent(products_raw, supervisor_strategy=CrashingSupervisor)
     async def classify(stream: faust.StreamT) -> None:
+        # Up to batches_in_flight batches at once: the next batch is categorised while earlier ones
+        # are still being written. Each delivery waits for the one before it, so sinks see batches
+        # and acks happen in offset order; a failed delivery fails every later one and is re-raised
+        # here, which stops the worker (its events are not acked, so they replay on restart).
+        in_flight: deque[asyncio.Task] = deque()
+
+        async def deliver(prepared, events, previous: asyncio.Task | None) -> None:
+            if previous is not None:
+                await previous
+            await processor.deliver(prepared)
+            for event in events:
+                await stream.ack(event)
+
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
             await index_ready.wait()
             metrics.events_in.labels(settings.topic_raw).inc(len(events))
-            await processor.process([RawEvent(e.value, e.key, e.message.topic, e.message.partition,
-                                              e.message.offset) for e in events])
-            for event in events:
-                await stream.ack(event)
+            while in_flight and (in_flight[0].done() or len(in_flight) >= settings.batches_in_flight):
+                await in_flight.popleft()
+            prepared = await processor.prepare([RawEvent(e.value, e.key, e.message.topic, e.message.partition,
+                                                         e.message.offset) for e in events])
+            in_flight.append(asyncio.ensure_future(deliver(prepared, events, in_flight[-1] if in_flight else None)))
 
     @app.agent(labels_topic, supervisor_strategy=CrashingSupervisor)
     async def store_labels(stream: faust.StreamT) -> None:

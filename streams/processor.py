@@ -1,7 +1,9 @@
 """One micro-batch through every stage. The agent feeds it events and acks them when it returns.
 
-parse -> skip unchanged -> image vectors -> categorise -> sinks (Elasticsearch, Milvus, Kafka)
--> remember what was written. CPU work runs in an executor, never on the event loop.
+:meth:`BatchProcessor.prepare`: parse -> skip unchanged -> image vectors -> categorise (CPU work in
+an executor, never on the event loop). :meth:`BatchProcessor.deliver`: sinks (Elasticsearch,
+Milvus, Kafka) -> remember what was written. Split in two so the agent can prepare batch N+1
+while batch N is still being written; :meth:`process` runs both, one after the other.
 """
 
 from __future__ import annotations
@@ -60,6 +62,19 @@ class Topics:
 
 
 @dataclass
+class Prepared:
+    """A categorised batch waiting for its sinks."""
+
+    categoriser: Categoriser
+    classified: list[Classified]
+    rejected: list
+    vectors: dict[str, np.ndarray]
+    prints: list[tuple[str, str]]
+    docs: list[Document]
+    skipped: int
+
+
+@dataclass
 class BatchReport:
     written: int = 0
     skipped: int = 0
@@ -88,23 +103,27 @@ class BatchProcessor:
         return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
 
     async def process(self, events: Sequence[RawEvent]) -> BatchReport:
+        """The whole batch: :meth:`prepare`, then :meth:`deliver`."""
+        return await self.deliver(await self.prepare(events))
+
+    async def prepare(self, events: Sequence[RawEvent]) -> Prepared:
+        """Parse, skip unchanged products, embed images and categorise; nothing is written yet."""
         m = self.metrics
         categoriser = self.slot.current  # one model version for the whole batch
         version, taxonomy = categoriser.version, categoriser.taxonomy
-        report = BatchReport(model_version=version)
         m.batch_size.observe(len(events))
 
         with m.stage("parse"):
             parsed, rejected = await self._cpu(parse_events, events, self.max_field_chars)
         # the same product twice in one batch: its last event wins, as it would in Elasticsearch
         latest = {record.id: i for i, (_, record) in enumerate(parsed)}
-        report.skipped = len(parsed) - len(latest)
+        skipped = len(parsed) - len(latest)
         parsed = [parsed[i] for i in sorted(latest.values())]
         prints = [(record.id, fingerprint(record, version)) for _, record in parsed]
         if self.unchanged is not None:
             with m.stage("dedup"):
                 same = await self.unchanged.unchanged(prints)
-            report.skipped += sum(same)
+            skipped += sum(same)
             parsed = [p for p, s in zip(parsed, same, strict=True) if not s]
             prints = [p for p, s in zip(prints, same, strict=True) if not s]
 
@@ -116,18 +135,26 @@ class BatchProcessor:
         with m.stage("model"):
             outcome = await self._cpu(categorise, parsed, categoriser, vectors)
         rejected += outcome.rejected
-
-        with m.stage("elasticsearch"):
+        with m.stage("documents"):
             docs = [Document(c.record.id, updated_version(c.record), product_document(c, taxonomy, version))
                     for c in outcome.classified]
             if self.rules is not None:
                 labels = await self._cpu(self.rules.apply_many, [c.record for c in outcome.classified])
                 for doc, match in zip(docs, labels, strict=True):
                     doc.source["rule_labels"] = sorted(match.labels)
-            written = await self.elastic.write(docs)
+        return Prepared(categoriser, outcome.classified, rejected, vectors, prints, docs, skipped)
+
+    async def deliver(self, batch: Prepared) -> BatchReport:
+        """Write a prepared batch to every sink; when this returns, its events may be acked."""
+        m = self.metrics
+        version, taxonomy = batch.categoriser.version, batch.categoriser.taxonomy
+        report = BatchReport(model_version=version, skipped=batch.skipped)
+        rejected, vectors, prints = list(batch.rejected), batch.vectors, batch.prints
+        with m.stage("elasticsearch"):
+            written = await self.elastic.write(batch.docs)
         failed = written.failed
-        rejected += [c.event.reject("sink", failed[c.record.id]) for c in outcome.classified if c.record.id in failed]
-        ok = [c for c in outcome.classified if c.record.id not in failed]
+        rejected += [c.event.reject("sink", failed[c.record.id]) for c in batch.classified if c.record.id in failed]
+        ok = [c for c in batch.classified if c.record.id not in failed]
 
         if self.image_sink is not None:
             with m.stage("milvus"):
