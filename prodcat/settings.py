@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     model_registry: Path = Path(".prodcat/models")
     retrain_min_new_labels: int = Field(200, ge=1)
     retrain_interval_s: float = Field(24 * 3600, gt=0)
+    # PU correction for rule labels: weight of the zeros of a product no rule fired on and nobody
+    # labelled (0 = not evidence at all; 1 = every such product is a negative everywhere)
+    retrain_unlabelled_weight: float = Field(0.0, ge=0, le=1)
 
     # --- images (fetched from untrusted feeds: private addresses and local files are refused) ---
     embed_images: bool = True

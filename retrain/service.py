@@ -65,6 +65,7 @@ def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), membe
     try:
         from elasticsearch import Elasticsearch
 
+        from models.labels import LabelWeighting
         from models.registry import ModelRegistry
         from models.training import train_ensemble
 
@@ -72,7 +73,11 @@ def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), membe
         records, rule_labels, human, total_labels = asyncio.run(_gather(settings, current.taxonomy))
 
         def default_train(recs, labels, taxonomy, weights):
-            return train_ensemble(recs, labels, taxonomy, members=members, folds=folds, sample_weight=weights)
+            # the models report's best setting for rule labels: unlabelled products weigh little or
+            # nothing, and thresholds are tuned only on products that have a label
+            weighting = LabelWeighting(pu_correction=True, unlabelled_weight=settings.retrain_unlabelled_weight)
+            return train_ensemble(recs, labels, taxonomy, members=members, folds=folds, sample_weight=weights,
+                                  weighting=weighting, tune_on="labelled")
 
         report, candidate = run_round(records, rule_labels, human, current, policy=policy, train=train or default_train)
         if report.promoted and candidate is not None:
