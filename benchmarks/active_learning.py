@@ -25,6 +25,7 @@ finished (seed, strategy) run, so a cut-short run still leaves a report).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import sys
@@ -360,6 +361,8 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--time-only", action="store_true", help="train the start model once and exit")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the (seed, strategy) runs already in the report's .runs.json; run the rest")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.members = [m for m in args.members.split(",") if m]
@@ -372,12 +375,15 @@ def main() -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     png = args.out / png_name(args)
-    md = png.with_suffix(".md")
-    with mp.get_context("spawn").Pool(args.jobs) as workers:
+    md, saved = png.with_suffix(".md"), png.with_suffix(".runs.json")
+    runs: list[dict[str, Any]] = json.loads(saved.read_text()) if args.resume and saved.exists() else []
+    finished = {(r["seed"], r["strategy"]) for r in runs}
+    # one run per process: TensorFlow keeps ~100 MB per trained model (Keras fit in a loop leaks;
+    # clear_session does not help), and a worker that trains 70 models gets OOM-killed
+    with mp.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as workers:
         starts = sorted(workers.map(start_task, [(args, s) for s in range(args.seeds)]), key=lambda s: s["seed"])
-        per_train = [s["seconds"] for s in starts]
-        jobs = [(args, s["seed"], name, s) for s in starts for name in names]
-        runs: list[dict[str, Any]] = []
+        per_train = [s["seconds"] for s in starts] + [x for r in runs for x in r["seconds"]]
+        jobs = [(args, s["seed"], name, s) for s in starts for name in names if (s["seed"], name) not in finished]
 
         def write(complete: bool) -> None:
             start_f1 = float(np.mean([s["f1"] for s in starts]))
@@ -389,9 +395,10 @@ def main() -> None:
         write(False)
         for result in workers.imap_unordered(strategy_task, jobs):
             runs.append(result)
+            saved.write_text(json.dumps(runs))
             per_train.extend(result["seconds"])
             write(False)
-            log(f"done: seed {result['seed']} {result['strategy']} ({len(runs)}/{len(jobs)})")
+            log(f"done: seed {result['seed']} {result['strategy']} ({len(runs)} runs finished)")
         write(True)
     log(f"wrote {md} and {png} in {(time.perf_counter() - started) / 60:.1f} min")
 

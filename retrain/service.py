@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 
 import redis
 from elasticsearch import AsyncElasticsearch, helpers
@@ -99,11 +101,14 @@ def watch(settings: Settings, **kwargs) -> None:
         due = last_total is None or total - last_total >= settings.retrain_min_new_labels \
             or time.time() - last_time >= settings.retrain_interval_s
         if due and total:
-            try:
-                report = retrain_once(settings, **kwargs)
-                log.info("retrain round: %s", report.reason)
-            except RetrainBusy as exc:
-                log.info("%s", exc)
+            # each round in a fresh process: TensorFlow keeps ~100 MB per trained model (Keras fit
+            # in a loop leaks; clear_session does not help), which a watcher running for months can't
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                try:
+                    report = pool.submit(retrain_once, settings, **kwargs).result()
+                    log.info("retrain round: %s", report.reason)
+                except RetrainBusy as exc:
+                    log.info("%s", exc)
             last_total, last_time = total, time.time()
         time.sleep(60)
 
