@@ -41,12 +41,14 @@ def load_announced(announcement: Announcement) -> Categoriser:
 def image_stage(settings: Settings) -> tuple[ImagePipeline, MilvusSink]:
     """Fetcher + vector cache + embedder, and the Milvus sink, as the settings say."""
     import redis
+    from PIL import Image
 
     from embedder import EfficientNetLite0Embedder, HubEmbedder, ImageFetcher, ImageIndex, VectorCache
 
     cache_dir = settings.state_dir / "cache" / "embedder"
     embedder = (HubEmbedder(settings.embedder_handle, image_size=settings.image_size) if settings.embedder_handle
                 else EfficientNetLite0Embedder(cache_dir=cache_dir, image_size=settings.image_size))
+    embedder.embed([Image.new("RGB", (32, 32))])  # load and trace now, not in the first batch's latency
     fetcher = ImageFetcher(allow_private=settings.image_allow_private,
                            allow_local_files=settings.image_allow_local_files)
     cache = VectorCache(redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs()))
