@@ -20,6 +20,7 @@ from prodcat.categoriser import Categoriser
 from prodcat.record import ProductRecord
 from prodcat.rules import RuleSet
 from prodcat.taxonomy import Taxonomy
+from streams.deadletter import DeadLetter
 from streams.dedup import UnchangedFilter, fingerprint
 from streams.labelling import LabellingGate, LabellingPolicy, candidates, request_message
 from streams.metrics import WorkerMetrics
@@ -67,7 +68,7 @@ class Prepared:
 
     categoriser: Categoriser
     classified: list[Classified]
-    rejected: list
+    rejected: list[DeadLetter]
     vectors: dict[str, np.ndarray]
     prints: list[tuple[str, str]]
     docs: list[Document]
