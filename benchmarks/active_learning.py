@@ -327,7 +327,7 @@ def report(args, info, starts, runs, elapsed: float, complete: bool, per_train: 
         clearly = gain > max(0.01, band, spread)
         verdict_lines = [
             "## Goals", "",
-            f"- Best non-random strategy reaches random's final mean F1 with <= 50% of its labels: "
+            "- Best non-random strategy reaches random's final mean F1 with <= 50% of its labels: "
             + (f"**{'MET' if goal1 else 'NOT MET'}** — best is {best[0]} with {best[1]:.0f} labels "
                f"({best[2]:.0%} of {random_labels:.0f})." if best else "**NOT MET** — no other strategy reached it."),
             f"- Round-{len(rnd['mean']) - 1} F1 clearly above the rule-trained start: random {target:.4f} vs start "

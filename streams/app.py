@@ -14,10 +14,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
-from mode import CrashingSupervisor
-from confluent_kafka.admin import AdminClient
 from aiohttp.web import Response
+from confluent_kafka.admin import AdminClient
 from elasticsearch import AsyncElasticsearch
+from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
