@@ -15,14 +15,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +35,7 @@ from embedder.judgements import JudgementStore
 from prodcat.catalogue import true_category_path
 from prodcat.errors import InvalidRecord, NotFound, ProdcatError
 from prodcat.record import ProductRecord, parse_record
+from prodcat.web import blocking, json_error, json_object, page
 
 __all__ = ["ProductLookup", "product_table", "similarity_app"]
 
@@ -104,10 +103,6 @@ def _brief(product_id: str, product: Product | None) -> dict[str, Any]:
     return {"id": product_id, "title": product.get("title") or "", "category": product.get("category") or ""}
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 
@@ -132,11 +127,6 @@ def _bool_param(request: web.Request, name: str) -> bool:
     raise _bad_request(f"expected {name}=0 or 1, received {raw[:20]!r}")
 
 
-async def _blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking call (Milvus, image fetching and encoding) off the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
-
-
 @web.middleware
 async def _json_errors(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
     try:
@@ -144,14 +134,14 @@ async def _json_errors(request: web.Request, handler: Callable[[web.Request], An
     except web.HTTPException:
         raise
     except NotFound as exc:
-        return _error(404, str(exc))
+        return json_error(404, str(exc))
     except InvalidRecord as exc:
-        return _error(400, str(exc))
+        return json_error(400, str(exc))
     except ProdcatError as exc:
-        return _error(500, str(exc))
+        return json_error(500, str(exc))
     except Exception as exc:  # noqa: BLE001 - e.g. Milvus unreachable: answer, log, keep serving
         log.exception("similarity app: %s %s failed", request.method, request.path)
-        return _error(503, f"backend error: {type(exc).__name__}: {exc}"[:300])
+        return json_error(503, f"backend error: {type(exc).__name__}: {exc}"[:300])
 
 
 # --- handlers --------------------------------------------------------------------------------
@@ -160,7 +150,7 @@ async def _similar(request: web.Request) -> web.Response:
     product_id = request.match_info["product_id"]
     k = _int_param(request, "k", 100, 1, MAX_K)
     everywhere = _bool_param(request, "everywhere")
-    hits = await _blocking(request.app[_INDEX].similar, product_id, k=k, within_level2=not everywhere)
+    hits = await blocking(request.app[_INDEX].similar, product_id, k=k, within_level2=not everywhere)
     products = request.app[_PRODUCTS]
     return web.json_response([
         {"rank": rank, "id": h.id, "score": round(h.score, 6), "level1": h.level1, "level2": h.level2,
@@ -180,9 +170,9 @@ async def _search_products(request: web.Request) -> web.Response:
 async def _product(request: web.Request) -> web.Response:
     product_id = request.match_info["product_id"]
     product = request.app[_PRODUCTS].get(product_id)
-    stored = await _blocking(request.app[_INDEX].get, [product_id])
+    stored = await blocking(request.app[_INDEX].get, [product_id])
     if product is None and not stored:
-        return _error(404, f"unknown product {product_id!r}")
+        return json_error(404, f"unknown product {product_id!r}")
     body = {**_brief(product_id, product), "indexed": bool(stored), "level1": None, "level2": None}
     if stored:
         body.update(level1=stored[0].level1, level2=stored[0].level2, model_version=stored[0].model_version)
@@ -191,9 +181,9 @@ async def _product(request: web.Request) -> web.Response:
 
 async def _random(request: web.Request) -> web.Response:
     candidates = request.app[_PRODUCTS].sample(50)
-    stored = await _blocking(request.app[_INDEX].get, candidates) if candidates else []
+    stored = await blocking(request.app[_INDEX].get, candidates) if candidates else []
     if not stored:
-        return _error(404, "no product with an image vector found; embed the catalogue first (prodcat embed)")
+        return json_error(404, "no product with an image vector found; embed the catalogue first (prodcat embed)")
     return web.json_response({"id": random.choice(stored).id})
 
 
@@ -239,48 +229,42 @@ async def _image(request: web.Request) -> web.StreamResponse:
     product = request.app[_PRODUCTS].get(product_id)
     url = (product or {}).get("image_url")
     if not url:
-        return _error(404, f"no image for product {product_id!r}")
+        return json_error(404, f"no image for product {product_id!r}")
     headers = {"Cache-Control": CACHE_IMAGES, "X-Content-Type-Options": "nosniff"}
     if _is_local(url):
         path = _local_image(url, request.app[_ROOT])
         if path is None:
-            return _error(404, f"image of product {product_id!r} is not a file under the image root")
+            return json_error(404, f"image of product {product_id!r} is not a file under the image root")
         return web.FileResponse(path, headers=headers)
     # Never redirect the browser to a feed URL (it would leak the judge's address to any host
     # and let a feed point at internal ones): fetch it here, checked, and send fresh JPEG bytes.
-    result = await _blocking(request.app[_FETCHER].fetch, url)
+    result = await blocking(request.app[_FETCHER].fetch, url)
     if not result.ok:
-        return _error(404, f"image of product {product_id!r} unavailable: {result.reason}")
-    return web.Response(body=await _blocking(_jpeg, result.image), content_type="image/jpeg", headers=headers)
+        return json_error(404, f"image of product {product_id!r} unavailable: {result.reason}")
+    return web.Response(body=await blocking(_jpeg, result.image), content_type="image/jpeg", headers=headers)
 
 
 async def _judgements(request: web.Request) -> web.Response:
     query_id = request.query.get("query_id", "")
     if not query_id:
-        return _error(400, "expected ?query_id=<product id>")
+        return json_error(400, "expected ?query_id=<product id>")
     marks = request.app[_STORE].for_query(query_id, request.query.get("judge") or None)
     return web.json_response([asdict(m) for m in marks])
 
 
 async def _add_judgement(request: web.Request) -> web.Response:
-    # JSON only: a cross-site <form> cannot send it without a CORS preflight, which we never allow
-    if request.content_type != "application/json":
-        return _error(415, "expected Content-Type: application/json")
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, "expected a JSON object")
-    if not isinstance(body, dict):
-        return _error(400, "expected a JSON object")
+    body = await json_object(request)
+    if isinstance(body, web.Response):
+        return body
     problems = [name for name, kind in (("query_id", str), ("neighbour_id", str), ("judge", str), ("rank", int),
                                         ("good", bool))
                 if not isinstance(body.get(name), kind) or (kind is int and isinstance(body.get(name), bool))]
     if problems or not 1 <= body["rank"] <= MAX_K or not 0 < len(body["judge"].strip()) <= 100:
-        return _error(400, "expected {query_id: str, neighbour_id: str, rank: 1..16384, good: bool, "
+        return json_error(400, "expected {query_id: str, neighbour_id: str, rank: 1..16384, good: bool, "
                            f"judge: 1-100 chars}}; invalid: {', '.join(problems) or 'rank or judge'}")
-    stored = await _blocking(request.app[_INDEX].get, [body["query_id"]])
+    stored = await blocking(request.app[_INDEX].get, [body["query_id"]])
     if not stored:
-        return _error(404, f"product {body['query_id']!r} has no image vector")
+        return json_error(404, f"product {body['query_id']!r} has no image vector")
     mark = request.app[_STORE].record(body["query_id"], body["neighbour_id"], judge=body["judge"].strip(),
                                       level2=stored[0].level2, rank=body["rank"], good=body["good"])
     return web.json_response(asdict(mark), status=201)
@@ -331,18 +315,14 @@ def similarity_app(index: ImageIndex, judgements: JudgementStore, image_root: Pa
     return app
 
 
-JUDGE_PAGE = r"""<!doctype html>
+JUDGE_PAGE = page(r"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>prodcat · similar products</title>
 <style>
-:root { --bg:#f4f5f7; --card:#fff; --ink:#1c2230; --muted:#6b7280; --line:#e2e5ea; --accent:#2f6fed;
-        --good:#1e9e57; --good-bg:#e9f7ef; --bad:#d3423f; --bad-bg:#fdecec; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       color: var(--ink); background: var(--bg); }
+/* prodcat:theme */
 header { display: flex; align-items: center; gap: 18px; padding: 10px 24px; background: #1c2230; color: #fff; }
 header h1 { margin: 0; font-size: 16px; font-weight: 600; letter-spacing: .2px; }
 header h1 span { color: #8fb0ff; font-weight: 500; }
@@ -441,19 +421,8 @@ kbd { font: 11px ui-monospace, monospace; background: #f1f3f6; border: 1px solid
   </main>
 </div>
 <script>
-"use strict";
-const $ = (sel) => document.querySelector(sel);
+// prodcat:dom
 const state = { query: null, neighbours: [], marks: {}, cursor: 0 };
-
-function el(tag, props, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props || {})) {
-    if (key === "class") node.className = value; else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value); else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
 function thumb(id, cls) {
   const box = el("div", { class: "thumb " + (cls || "") });
   const img = el("img", { src: "/images/" + encodeURIComponent(id), alt: "", loading: "lazy" });
@@ -612,4 +581,4 @@ document.body.dataset.state = "idle";
 </script>
 </body>
 </html>
-"""
+""")

@@ -38,7 +38,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import partial
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -51,6 +50,7 @@ from embedder.fetch import ImageFetcher
 from prodcat.errors import ConfigError
 from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
+from prodcat.web import blocking, json_error, json_object, page
 from retrain.labels import HumanLabel, LabelStore
 
 __all__ = ["RequestQueue", "check_bind", "labelling_app"]
@@ -363,10 +363,6 @@ class _State:
 _STATE: web.AppKey[_State] = web.AppKey("labelling", _State)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def _presented_token(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
@@ -386,7 +382,7 @@ async def _access(request: web.Request, handler: Callable[[web.Request], Any]) -
         return response
     presented = _presented_token(request)
     if presented is None or not hmac.compare_digest(presented.encode(), token.encode()):
-        return _error(401, "this labelling tool needs its token: open /?token=<token> once, "
+        return json_error(401, "this labelling tool needs its token: open /?token=<token> once, "
                            "or send Authorization: Bearer <token>")
     return await handler(request)
 
@@ -394,21 +390,6 @@ async def _access(request: web.Request, handler: Callable[[web.Request], Any]) -
 def _labeller(request: web.Request) -> str | None:
     name = unquote(request.cookies.get(LABELLER_COOKIE) or "").strip()
     return name if name and len(name) <= 100 and "|" not in name else None
-
-
-async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
-    # JSON only: a cross-site <form> cannot send it without a CORS preflight, which we never allow
-    if request.content_type != "application/json":
-        return _error(415, "expected Content-Type: application/json")
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, "expected a JSON object")
-    return body if isinstance(body, dict) else _error(400, "expected a JSON object")
-
-
-async def _blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
 
 
 def _view(request_msg: dict[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
@@ -442,7 +423,7 @@ async def _next(request: web.Request) -> web.Response:
     state = request.app[_STATE]
     labeller = _labeller(request)
     if labeller is None:
-        return _error(400, "enter your name first (POST /labeller)")
+        return json_error(400, "enter your name first (POST /labeller)")
     found = state.queue.take(labeller)
     return web.json_response({"request": _view(found, state.taxonomy) if found else None,
                               "queue": len(state.queue), "labelled": state.queue.labelled,
@@ -450,12 +431,12 @@ async def _next(request: web.Request) -> web.Response:
 
 
 async def _set_labeller(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_object(request)
     if isinstance(body, web.Response):
         return body
     name = body.get("name")
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 100 or "|" in name:
-        return _error(400, f"expected a name of 1-100 characters without '|', received {str(name)[:40]!r}")
+        return json_error(400, f"expected a name of 1-100 characters without '|', received {str(name)[:40]!r}")
     response = web.json_response({"labeller": name.strip()})
     response.set_cookie(LABELLER_COOKIE, quote(name.strip(), safe=""), max_age=365 * 24 * 3600, samesite="Strict",
                         secure=request.secure)
@@ -463,12 +444,12 @@ async def _set_labeller(request: web.Request) -> web.Response:
 
 
 async def _skip(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_object(request)
     if isinstance(body, web.Response):
         return body
     labeller = _labeller(request)
     if labeller is None or not isinstance(body.get("product_id"), str):
-        return _error(400, "expected {product_id} and a labeller name (POST /labeller)")
+        return json_error(400, "expected {product_id} and a labeller name (POST /labeller)")
     request.app[_STATE].queue.skip(body["product_id"], labeller)
     return web.json_response({"ok": True})
 
@@ -476,15 +457,15 @@ async def _skip(request: web.Request) -> web.Response:
 async def _labels(request: web.Request) -> web.Response:
     """{product_id, decisions: [{category, positive}]} -> one labelling.labels message each."""
     state = request.app[_STATE]
-    body = await _json_body(request)
+    body = await json_object(request)
     if isinstance(body, web.Response):
         return body
     labeller = _labeller(request)
     if labeller is None:
-        return _error(400, "enter your name first (POST /labeller)")
+        return json_error(400, "enter your name first (POST /labeller)")
     product_id, decisions = body.get("product_id"), body.get("decisions")
     if not isinstance(product_id, str) or not isinstance(decisions, list) or not decisions:
-        return _error(400, "expected {product_id: str, decisions: [{category: id, positive: bool}, ...]} "
+        return json_error(400, "expected {product_id: str, decisions: [{category: id, positive: bool}, ...]} "
                            f"with at least one decision; received keys {sorted(body)[:5]}")
     now = datetime.now(timezone.utc)
     labels: dict[str, HumanLabel] = {}
@@ -495,12 +476,12 @@ async def _labels(request: web.Request) -> web.Response:
                  "labeller": labeller, "labelled_at": now}, context={"taxonomy": state.taxonomy})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            return _error(400, f"invalid decision {str(decision)[:80]}: {problems}")
+            return json_error(400, f"invalid decision {str(decision)[:80]}: {problems}")
         labels[label.category] = label  # the last decision on a category wins
     try:
-        await _blocking(state.publisher.publish, list(labels.values()))
+        await blocking(state.publisher.publish, list(labels.values()))
     except (_Unavailable, KafkaException, BufferError) as exc:
-        return _error(503, str(exc))
+        return json_error(503, str(exc))
     state.queue.done(product_id)
     state.published[labeller] += len(labels)
     return web.json_response({"ok": True, "published": len(labels)})
@@ -527,11 +508,11 @@ async def _image(request: web.Request) -> web.StreamResponse:
     found = state.queue.get(product_id)
     url = ((found or {}).get("product") or {}).get("image_url")
     if not isinstance(url, str) or not url:
-        return _error(404, f"no image for product {product_id!r} in the queue")
-    result = await _blocking(state.fetcher.fetch, url)
+        return json_error(404, f"no image for product {product_id!r} in the queue")
+    result = await blocking(state.fetcher.fetch, url)
     if not result.ok:
-        return _error(404, f"image of product {product_id!r} unavailable: {result.reason}")
-    return web.Response(body=await _blocking(_jpeg, result.image), content_type="image/jpeg",
+        return json_error(404, f"image of product {product_id!r} unavailable: {result.reason}")
+    return web.Response(body=await blocking(_jpeg, result.image), content_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=600", "X-Content-Type-Options": "nosniff"})
 
 
@@ -564,8 +545,8 @@ async def _kafka(app: web.Application):
     state.reader = _RequestReader(state.settings, state.queue, f"{state.settings.consumer_group}-labelling")
     state.reader.start()
     yield
-    await _blocking(state.reader.stop)
-    await _blocking(state.publisher.close)
+    await blocking(state.reader.stop)
+    await blocking(state.publisher.close)
 
 
 def labelling_app(settings: Settings, taxonomy: Taxonomy, *, token: str | None, host: str = "127.0.0.1",
@@ -595,18 +576,14 @@ def labelling_app(settings: Settings, taxonomy: Taxonomy, *, token: str | None, 
     return app
 
 
-LABEL_PAGE = r"""<!doctype html>
+LABEL_PAGE = page(r"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>prodcat · labelling</title>
 <style>
-:root { --bg:#f4f5f7; --card:#fff; --ink:#1c2230; --muted:#6b7280; --line:#e2e5ea; --accent:#2f6fed;
-        --good:#1e9e57; --good-bg:#e9f7ef; --bad:#d3423f; --bad-bg:#fdecec; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       color: var(--ink); background: var(--bg); }
+/* prodcat:theme */
 header { display: flex; align-items: center; gap: 18px; padding: 10px 24px; background: #1c2230; color: #fff; }
 header h1 { margin: 0; font-size: 16px; font-weight: 600; }
 header h1 span { color: #8fb0ff; font-weight: 500; }
@@ -702,19 +679,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
   <div class="keys">Your name is recorded on every label you submit.</div>
   <input id="whoname" autocomplete="name" maxlength="100" placeholder="your name"></form></div>
 <script>
-"use strict";
-const $ = (sel) => document.querySelector(sel);
+// prodcat:dom
 const state = { item: null, rows: [], categories: [], hits: [], active: 0, busy: false };
-
-function el(tag, props, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props || {})) {
-    if (key === "class") node.className = value; else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value); else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
 async function api(path, options) {
   const response = await fetch(path, Object.assign({ credentials: "same-origin" }, options));
   const body = await response.json().catch(() => ({}));
@@ -908,4 +874,4 @@ async function stats() {
 </script>
 </body>
 </html>
-"""
+""")
