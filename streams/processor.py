@@ -1,9 +1,9 @@
-"""One micro-batch through every stage. The agent feeds it events and acks them when it returns.
+"""One micro-batch through every stage; the agent acks its events once `deliver` has returned.
 
 :meth:`BatchProcessor.prepare`: parse -> skip unchanged -> image vectors -> categorise (CPU work in
 an executor, never on the event loop). :meth:`BatchProcessor.deliver`: sinks (Elasticsearch,
 Milvus, Kafka) -> remember what was written. Split in two so the agent can prepare batch N+1
-while batch N is still being written; :meth:`process` runs both, one after the other.
+while batch N is still being written.
 """
 
 from __future__ import annotations
@@ -102,10 +102,6 @@ class BatchProcessor:
 
     async def _cpu(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
-
-    async def process(self, events: Sequence[RawEvent]) -> BatchReport:
-        """The whole batch: :meth:`prepare`, then :meth:`deliver`."""
-        return await self.deliver(await self.prepare(events))
 
     async def prepare(self, events: Sequence[RawEvent]) -> Prepared:
         """Parse, skip unchanged products, embed images and categorise; nothing is written yet."""
