@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     batch_size: int = Field(256, ge=1)
     batch_within_s: float = Field(0.5, gt=0)
-    # 2: batch N+1 is categorised while batch N is written (compute and sink I/O overlap); 1: one at a time
+    # batches handled at once: with 2, batch N+1 is taken and categorised while batch N is written
     batches_in_flight: int = Field(2, ge=1, le=8)
     max_field_chars: int = Field(20_000, ge=100)
     rules_path: Path | None = None

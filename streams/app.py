@@ -117,13 +117,19 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     # instead of leaving a dead agent holding its partitions
     @app.agent(products_raw, supervisor_strategy=CrashingSupervisor)
     async def classify(stream: faust.StreamT) -> None:
-        # Up to batches_in_flight batches at once: the next batch is categorised while earlier ones
-        # are still being written. Each delivery waits for the one before it, so sinks see batches
-        # and acks happen in offset order; a failed delivery fails every later one and is re-raised
-        # here, which stops the worker (its events are not acked, so they replay on restart).
+        # Each batch is handled by its own task, so this loop returns to Faust at once and the next
+        # batch fills while the current one is categorised (Faust's take buffers nothing while the
+        # loop body runs). Up to batches_in_flight tasks: prepares run one at a time in offset order
+        # (the CPU work is serial anyway); each delivery waits for the one before it, so sinks see
+        # batches and acks happen in offset order. A failed task fails every later one and is
+        # re-raised here, which stops the worker (its events are not acked, so they replay on restart).
         in_flight: deque[asyncio.Task] = deque()
+        preparing = asyncio.Lock()  # FIFO: batches are prepared in the order they were taken
 
-        async def deliver(prepared, events, previous: asyncio.Task | None) -> None:
+        async def handle(events, previous: asyncio.Task | None) -> None:
+            async with preparing:
+                prepared = await processor.prepare([RawEvent(e.value, e.key, e.message.topic, e.message.partition,
+                                                             e.message.offset) for e in events])
             if previous is not None:
                 await previous
             await processor.deliver(prepared)
@@ -135,9 +141,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
             metrics.events_in.labels(settings.topic_raw).inc(len(events))
             while in_flight and (in_flight[0].done() or len(in_flight) >= settings.batches_in_flight):
                 await in_flight.popleft()
-            prepared = await processor.prepare([RawEvent(e.value, e.key, e.message.topic, e.message.partition,
-                                                         e.message.offset) for e in events])
-            in_flight.append(asyncio.ensure_future(deliver(prepared, events, in_flight[-1] if in_flight else None)))
+            in_flight.append(asyncio.ensure_future(handle(events, in_flight[-1] if in_flight else None)))
 
     @app.agent(labels_topic, supervisor_strategy=CrashingSupervisor)
     async def store_labels(stream: faust.StreamT) -> None:
