@@ -70,7 +70,8 @@ class Classifier(Categoriser):
         self.explain_tokens = explain_tokens
         self.n_extra_scores = n_extra_scores
         self.oof_: Any = None  # training's out-of-fold predictions when asked for (not saved)
-        self._explainer: tuple[dict[str, np.ndarray], dict[str, list[str]]] | None = None
+        # (logreg coefficients, vocabularies, readable column labels, columns that are not evidence)
+        self._explainer: tuple[dict[str, np.ndarray], dict[str, list[str]], list[str], list[int]] | None = None
 
     def __repr__(self) -> str:
         return (f"Classifier({self.version}, members={list(self.members)}, combiner={self.combiner.kind}, "
@@ -178,13 +179,17 @@ class Classifier(Categoriser):
             split = np.full(len(records), np.nan)
         explanations = self._explain(x, decided)
         ids = self.taxonomy.ids
+        # the n_extra_scores best undecided categories of every row in one sort (stable: ties by column)
+        ranked = np.where(decided, -np.inf, np.nan_to_num(probs, nan=-1.0))
+        extras = np.argsort(-ranked, axis=1, kind="stable")[:, : self.n_extra_scores]
+        extras_undecided = ~np.take_along_axis(decided, extras, axis=1)
         out: list[Categorisation] = []
         for i in range(len(records)):
-            cols = np.flatnonzero(decided[i])
-            rest = np.argsort(-np.nan_to_num(probs[i], nan=-1.0), kind="stable")
-            extra = [c for c in rest if not decided[i, c]][: self.n_extra_scores]
-            scores = {ids[c]: round(float(probs[i, c]), 6) for c in (*cols, *extra)}
-            out.append(Categorisation(
+            cols = np.flatnonzero(decided[i]).tolist()
+            shown = cols + extras[i][extras_undecided[i]].tolist()
+            scores = {ids[c]: round(p, 6) for c, p in zip(shown, probs[i, shown].tolist(), strict=True)}
+            # built from checked arrays: pydantic's validation is skipped
+            out.append(Categorisation.model_construct(
                 categories=[ids[c] for c in cols],
                 scores=scores,
                 explanation={ids[c]: tokens for c, tokens in explanations[i].items()},
@@ -213,16 +218,18 @@ class Classifier(Categoriser):
             if self._explainer is None:
                 coefficients = logreg.coefficients()
                 vocab = {name: self.featuriser.vocabulary(name) for name in coefficients}
-                self._explainer = (coefficients, vocab)
-            coefficients, vocab = self._explainer
-            xw, weights, labels = wide_inputs(x, coefficients, vocab)
-            tops = top_contributions_batch(xw, weights, labels, decided, k=self.explain_tokens + 2)
+                labels = wide_inputs(x, coefficients, vocab)[2]
+                # out-of-vocabulary and missing values are not evidence a reader can check: left out
+                hidden = [j for j, t in enumerate(labels) if t.endswith(_NOT_EVIDENCE)]
+                self._explainer = (coefficients, vocab, [_readable(t) for t in labels], hidden)
+            coefficients, vocab, readable, hidden = self._explainer
+            xw, weights, _ = wide_inputs(x, coefficients, vocab)
+            xw[:, hidden] = 0.0
+            tops = top_contributions_batch(xw, weights, readable, decided, k=self.explain_tokens)
         except Exception:  # noqa: BLE001 - explanations are optional
             log.exception("explaining the decisions failed")
             return empty
-        # out-of-vocabulary and missing values are not evidence a reader can check: left out
-        return [{c: [_readable(t) for t, _ in contributions if not t.endswith(_NOT_EVIDENCE)][: self.explain_tokens]
-                 for c, contributions in row.items()} for row in tops]
+        return [{c: [t for t, _ in contributions] for c, contributions in row.items()} for row in tops]
 
     def embed(self, records: Sequence[ProductRecord], image_vectors: ImageInput = None) -> np.ndarray:
         """The compound embedding: every member's penultimate layer, concatenated (NaN where a member abstains)."""

@@ -75,8 +75,8 @@ def top_contributions_batch(X: Any, W: np.ndarray, vocab: Sequence[str],
     """For each product (row of ``X``, n x V), ``{category column: top-k contributions}`` for its categories.
 
     ``categories`` is a boolean n x C decision matrix (e.g. :meth:`models.thresholds.Thresholds.decide`)
-    or, per product, a list of category columns. Per row, the contributions of all its categories
-    are one (nonzero inputs x categories) product, so the cost follows the row's nonzeros, not V.
+    or, per product, a list of category columns. Every (product, decided category, nonzero input)
+    contribution of the batch is one vectorised product, so the cost follows the nonzeros, not V.
     """
     if hasattr(X, "tocsr"):
         X = X.tocsr()
@@ -98,20 +98,28 @@ def top_contributions_batch(X: Any, W: np.ndarray, vocab: Sequence[str],
         indptr, indices, values = X.indptr, X.indices, X.data
     else:  # the nonzeros of every row in one pass, laid out like CSR
         X = np.asarray(X)
-        rows, indices = np.nonzero(X)
-        indptr, values = np.searchsorted(rows, np.arange(n + 1)), X[rows, indices]
-    out: list[dict[int, list[Contribution]]] = []
-    for i in range(n):
-        cols = np.asarray(per_row[i], dtype=np.int64)
-        if len(cols) == 0:
-            out.append({})
-            continue
-        nz, row = indices[indptr[i]:indptr[i + 1]], values[indptr[i]:indptr[i + 1]].astype(np.float64)
-        contrib = row[:, None] * weights[np.ix_(nz, cols)]  # (nonzeros, categories)
-        # every category's ranking in one sort; stable: ties keep column order, as in _top
-        order = np.argsort(-contrib, axis=0, kind="stable")[:k]
-        out.append({int(c): [(vocab[nz[j]], float(contrib[j, a])) for j in order[:, a] if contrib[j, a] > 0]
-                    for a, c in enumerate(cols)})
+        flat = np.flatnonzero(X.ravel() != 0)  # ~15x faster than np.nonzero on the 2-D float array
+        rows, indices = np.divmod(flat, X.shape[1])
+        indptr, values = np.searchsorted(rows, np.arange(n + 1)), X.ravel()[flat]
+    # one (product, category) pair per decided category, in row order
+    pair_row = np.repeat(np.arange(n), [len(c) for c in per_row])
+    pair_col = np.concatenate([np.asarray(c, dtype=np.int64) for c in per_row]) if n else np.zeros(0, np.int64)
+    # every pair times every nonzero input of its row: the whole batch in one vectorised product
+    counts = (indptr[1:] - indptr[:-1])[pair_row]
+    pair = np.repeat(np.arange(len(pair_row)), counts)
+    starts = np.cumsum(counts) - counts
+    pos = indptr[pair_row][pair] + np.arange(len(pair)) - starts[pair]
+    contrib = values[pos].astype(np.float64) * weights[indices[pos], pair_col[pair]]
+    # by pair, then largest first; lexsort is stable, so ties keep column order, as in _top
+    order = np.lexsort((-contrib, pair))
+    rank = np.arange(len(order)) - starts[pair[order]]
+    keep = order[(rank < k) & (contrib[order] > 0)]
+    out: list[dict[int, list[Contribution]]] = [{} for _ in range(n)]
+    rows, cols = pair_row.tolist(), pair_col.tolist()
+    for i, c in zip(rows, cols, strict=True):
+        out[i][c] = []
+    for p, j, value in zip(pair[keep].tolist(), indices[pos[keep]].tolist(), contrib[keep].tolist(), strict=True):
+        out[rows[p]][cols[p]].append((vocab[j], value))
     return out
 
 
