@@ -34,6 +34,7 @@ from streams.model_updates import Announcement, AnnouncementReader
 from streams.pipeline import RawEvent
 from streams.processor import BatchProcessor, CategoriserSlot, ImageSink, ImageStage, Topics
 from streams.sinks.elastic import ElasticSink
+from streams.sinks.kafka import KafkaSink
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -78,22 +79,18 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     products_raw = app.topic(settings.topic_raw, **raw)
     labels_topic = app.topic(settings.topic_labels, **raw)
-    outputs = {name: app.topic(name, **raw) for name in
-               (settings.topic_categorised, settings.topic_deadletter, settings.topic_label_requests)}
-
-    async def publish(topic: str, key: bytes | None, value: bytes):
-        return await outputs[topic].send(key=key, value=value)
 
     metrics = WorkerMetrics()
     es = AsyncElasticsearch(**settings.es_client_kwargs())
     redis = Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     elastic = ElasticSink(es, settings.es_index_products)
+    kafka = KafkaSink(settings.kafka_client_config())  # outputs: categorised, label requests, dead letters
     slot = CategoriserSlot(categoriser)
     metrics.model.info({"version": categoriser.version})
     policy = LabellingPolicy(settings.labelling_uncertainty_min, settings.labelling_disagreement_min,
                              settings.labelling_window_s, settings.labelling_max_per_day)
     processor = BatchProcessor(
-        slot=slot, elastic=elastic, publish=publish,
+        slot=slot, elastic=elastic, kafka=kafka,
         topics=Topics(settings.topic_categorised, settings.topic_deadletter, settings.topic_label_requests),
         # one thread: the model holds the CPU anyway, and batches stay in order
         cpu=ThreadPoolExecutor(max_workers=1, thread_name_prefix="categorise"),
@@ -162,8 +159,8 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
                          for event, label in good if label.product_id in unknown]
             rejected += [event.reject("sink", result.failed[label.doc_id])
                          for event, label in good if label.doc_id in result.failed]
-            await asyncio.gather(*[await publish(settings.topic_deadletter, r.key.encode() if r.key else None,
-                                                 r.model_dump_json().encode()) for r in rejected])
+            await kafka.send_many([(settings.topic_deadletter, r.key.encode() if r.key else None,
+                                    r.model_dump_json().encode()) for r in rejected])
             for r in rejected:
                 metrics.deadletters.labels(r.stage).inc()
             metrics.events_in.labels(settings.topic_labels).inc(len(events))
@@ -210,5 +207,6 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     async def close_clients(_app, **_kwargs) -> None:
         await es.close()
         await redis.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, kafka.close)
 
     return app

@@ -9,7 +9,7 @@ while batch N is still being written.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,11 +24,17 @@ from streams.deadletter import DeadLetter
 from streams.dedup import UnchangedFilter, fingerprint
 from streams.labelling import LabellingGate, LabellingPolicy, candidates, request_message
 from streams.metrics import WorkerMetrics
-from streams.pipeline import Classified, RawEvent, categorise, categorised_message, parse_events, product_document, updated_version
+from streams.pipeline import (
+    Classified,
+    RawEvent,
+    categorise,
+    categorised_message,
+    parse_events,
+    product_document,
+    updated_version,
+)
 from streams.sinks.elastic import Document, ElasticSink
-
-# (topic name, key, value) -> a future that resolves when the broker has the message
-Publish = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[object]]]
+from streams.sinks.kafka import KafkaSink
 
 
 class ImageStage(Protocol):
@@ -88,12 +94,12 @@ class BatchReport:
 class BatchProcessor:
     """Everything between consuming a batch and acking it; no Faust in here, so tests drive it directly."""
 
-    def __init__(self, *, slot: CategoriserSlot, elastic: ElasticSink, publish: Publish,
+    def __init__(self, *, slot: CategoriserSlot, elastic: ElasticSink, kafka: KafkaSink,
                  topics: Topics, cpu: Executor, metrics: WorkerMetrics, max_field_chars: int,
                  unchanged: UnchangedFilter | None = None, images: ImageStage | None = None,
                  image_sink: ImageSink | None = None, labelling: LabellingGate | None = None,
                  labelling_policy: LabellingPolicy = LabellingPolicy(), rules: RuleSet | None = None) -> None:
-        self.slot, self.elastic, self.publish = slot, elastic, publish
+        self.slot, self.elastic, self.kafka = slot, elastic, kafka
         self.topics, self.cpu, self.metrics, self.max_field_chars = topics, cpu, metrics, max_field_chars
         self.unchanged, self.images, self.image_sink = unchanged, images, image_sink
         self.labelling, self.labelling_policy = labelling, labelling_policy
@@ -162,13 +168,13 @@ class BatchProcessor:
         admitted = await self.labelling.admit(wanted) if wanted else []
 
         with m.stage("kafka"):
-            sends = [await self.publish(self.topics.deadletter, r.key.encode() if r.key else None,
-                                        r.model_dump_json().encode()) for r in rejected]
-            sends += [await self.publish(self.topics.categorised, c.record.id.encode(),
-                                         categorised_message(c, taxonomy, version)) for c in ok]
-            sends += [await self.publish(self.topics.label_requests, a.item.record.id.encode(),
-                                         request_message(a, taxonomy, version)) for a in admitted]
-            await asyncio.gather(*sends)
+            await self.kafka.send_many(
+                [(self.topics.deadletter, r.key.encode() if r.key else None, r.model_dump_json().encode())
+                 for r in rejected]
+                + [(self.topics.categorised, c.record.id.encode(), categorised_message(c, taxonomy, version))
+                   for c in ok]
+                + [(self.topics.label_requests, a.item.record.id.encode(), request_message(a, taxonomy, version))
+                   for a in admitted])
 
         if self.unchanged is not None:
             done = {c.record.id for c in ok}
