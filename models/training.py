@@ -45,7 +45,8 @@ CombinerKind = Literal["stacked", "weighted", "mean"]
 TEXT_MEMBERS: tuple[str, ...] = ("logreg", "mlp", "wide_deep", "textcnn", "gru")
 # Fixed epochs (no early stopping: the refit on all rows has no held-out set to stop on).
 # Small on purpose: training runs inline in retraining on a shared CPU.
-DEFAULT_EPOCHS: dict[str, int] = {"logreg": 12, "mlp": 6, "wide_deep": 5, "textcnn": 5, "gru": 4, "image_head": 10}
+DEFAULT_EPOCHS: dict[str, int] = {"logreg": 12, "mlp": 6, "wide_deep": 5, "textcnn": 5, "gru": 4, "image_head": 10,
+                                  "joint": 5}
 
 class OutOfFold(NamedTuple):
     """What the combiner and thresholds were fitted on: OOF member probabilities and labels, and the two parts."""

@@ -1,7 +1,9 @@
 """Ensemble members: one model per file, all behind :class:`Member` and listed in :data:`MEMBERS`.
 
+``joint`` is the jointly trained alternative to the ensemble (several towers, one output).
+
 >>> sorted(MEMBERS)
-['gru', 'image_head', 'logreg', 'mlp', 'textcnn', 'wide_deep']
+['gru', 'image_head', 'joint', 'logreg', 'mlp', 'textcnn', 'wide_deep']
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from models.featuriser import Featuriser
 from models.members.base import Member, Validation
 from models.members.gru import TextGRU
 from models.members.image_head import ImageHead
+from models.members.joint import JointModel
 from models.members.keras_member import KerasMember, read_state
 from models.members.logreg import LogReg
 from models.members.mlp import MLP
 from models.members.textcnn import TextCNN
 from models.members.wide_deep import WideDeep
 
-__all__ = ["MEMBERS", "ImageHead", "KerasMember", "LogReg", "MLP", "Member", "TextCNN", "TextGRU", "Validation",
+__all__ = ["MEMBERS", "ImageHead", "JointModel", "KerasMember", "LogReg", "MLP", "Member", "TextCNN", "TextGRU", "Validation",
            "WideDeep", "create_member", "load_member"]
 
 MEMBERS: dict[str, type[Member]] = {
-    cls.name: cls for cls in (LogReg, MLP, WideDeep, TextCNN, TextGRU, ImageHead)
+    cls.name: cls for cls in (LogReg, MLP, WideDeep, TextCNN, TextGRU, ImageHead, JointModel)
 }
 
 
