@@ -1,7 +1,8 @@
-"""Benchmark the classifier trained on RULE labels against the truth, on Flipkart 20k (and Myntra 44k).
+"""Benchmark the classifier trained on RULE labels against the truth, on Flipkart 20k and the Myntra photo set.
 
     .venv/bin/python benchmarks/models.py [--datasets ../shared/datasets] [--limit N] [--depth 3]
-        [--min-support 30] [--members logreg,mlp,wide_deep,textcnn] [--dataset flipkart,myntra]
+        [--min-support 30] [--members logreg,mlp,wide_deep,textcnn,gru] [--joint mlp,textcnn]
+        [--images] [--dataset flipkart,myntra-images,myntra]
 
 Protocol per dataset: the category fields ARE the label, so they are dropped from the inputs.
 Taxonomy = true paths cut at ``--depth``, categories with fewer than ``--min-support`` training
@@ -9,9 +10,12 @@ products pruned. Fixed seeded 90/10 split. Rule labels = ``generate_rules`` on t
 taxonomy (with support counts), applied to every title. Each variant trains the whole
 classifier (out-of-fold stacking, thresholds tuned with beta=0.5 on the held-out OOF part,
 members refit) and is scored on the test 10% against the rule labels and against the truth.
-Every member, the mean/weighted/stacked ensembles (same OOF, same thresholding protocol), the
-rules themselves and the ensemble trained on TRUE labels (the ceiling) are reported, plus
-predict_batch throughput on batches of 256 (median of 3).
+Every member, the mean/weighted/stacked ensembles (same OOF, same thresholding protocol; with
+``--images`` also without the image member), the jointly trained model (``--joint`` towers, the
+same protocol), the rules themselves and the ensemble trained on TRUE labels (the ceiling) are
+reported, with the study's hypotheses answered from the numbers and predict_batch throughput on
+batches of 256 (median of 3). With ``--images`` the photos are embedded once (cached under
+.prodcat/cache/bench/). Datasets already in models.json stay; those run now replace theirs.
 Writes benchmarks/results/models.md, models.json and models.png.
 """
 
@@ -23,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -50,11 +55,18 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+SOURCES = {  # dataset -> (file under --datasets, catalogue preset)
+    "flipkart": ("flipkart/products_20k_name_tree.csv", "flipkart-names"),
+    "myntra": ("myntra/styles.csv", "myntra"),
+    "myntra-images": ("myntra/images.csv", "myntra-images"),  # the 10,000 products with a photo
+}
+
+
 def load(dataset: str, datasets: Path, limit: int | None) -> tuple[list, list[list[str]]]:
-    if dataset == "flipkart":
-        rows = read_catalogue(datasets / "flipkart" / "products_20k_name_tree.csv", "flipkart-names")
-    else:
-        rows = read_catalogue(datasets / "myntra" / "styles.csv", "myntra")
+    if dataset not in SOURCES:
+        raise SystemExit(f"unknown dataset {dataset!r}; expected one of {sorted(SOURCES)}")
+    path, preset = SOURCES[dataset]
+    rows = read_catalogue(datasets / path, preset)
     records = [parse_record(raw) for raw in rows]
     if limit:
         keep = np.sort(np.random.default_rng(1).permutation(len(records))[:limit])
@@ -62,9 +74,36 @@ def load(dataset: str, datasets: Path, limit: int | None) -> tuple[list, list[li
     return records, [true_category_path(r) for r in records]
 
 
+def image_vectors(records: list, cache: Path) -> np.ndarray:
+    """EfficientNet-Lite0 vectors of the records' photos (NaN rows where there is none), cached by id."""
+    from PIL import Image
+
+    from embedder import EfficientNetLite0Embedder
+
+    ids = [r.id for r in records]
+    if cache.is_file():
+        saved = np.load(cache, allow_pickle=False)
+        if list(saved["ids"]) == ids:
+            return saved["vectors"]
+    embedder = EfficientNetLite0Embedder(cache_dir=ROOT / ".prodcat" / "cache" / "embedder")
+    out = np.full((len(records), embedder.dim), np.nan, np.float32)
+    with_photo = [i for i, r in enumerate(records) if r.image_url]
+    started = time.perf_counter()
+    for start in range(0, len(with_photo), 256):
+        part = with_photo[start:start + 256]
+        images = [Image.open(urlparse(records[i].image_url).path).convert("RGB") for i in part]
+        out[part] = embedder.embed(images)
+    log(f"embedded {len(with_photo)} photos in {time.perf_counter() - started:.0f}s")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, ids=np.array(ids), vectors=out)
+    return out
+
+
 def score_all(oof, member_names: list[str], member_test: np.ndarray, y_rule_test: np.ndarray,
-              y_true_test: np.ndarray, taxonomy: Taxonomy, beta: float, stacked: Classifier) -> dict[str, Any]:
-    """Members and the three combiners, each thresholded by the same protocol (tuned on the OOF val part)."""
+              y_true_test: np.ndarray, taxonomy: Taxonomy, beta: float,
+              joint: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+    """Members, the three combiners (also without the image member, when there is one) and the joint
+    model, each thresholded by the same protocol (tuned on the OOF validation part)."""
     out: dict[str, Any] = {}
     fit, val = oof.fit_idx, oof.val_idx
 
@@ -78,25 +117,33 @@ def score_all(oof, member_names: list[str], member_test: np.ndarray, y_rule_test
 
     for j, name in enumerate(member_names):
         out[f"member:{name}"] = both(decide(oof.member_probs[j][val], member_test[j]))
-    for label, combiner in (("mean", MeanEnsemble()), ("weighted", WeightedEnsemble()),
-                            ("stacked", StackedEnsemble())):
-        combiner.fit(list(oof.member_probs[:, fit]), oof.y[fit])
-        out[f"ensemble:{label}"] = both(decide(combiner.predict_proba(list(oof.member_probs[:, val])),
-                                              combiner.predict_proba(list(member_test))))
-        if label == "weighted":
-            out["weighted_weights"] = dict(zip(member_names, map(float, combiner.weights_)))
-        if label == "stacked":
-            out["stacked_slopes"] = dict(zip(member_names, map(float, combiner.slopes_)))
+    if joint is not None:
+        out["joint"] = both(decide(joint[0][val], joint[1]))
+    groups = {"": list(range(len(member_names)))}
+    if "image_head" in member_names:
+        groups[" text-only"] = [j for j, name in enumerate(member_names) if name != "image_head"]
+    for suffix, cols in groups.items():
+        member_probs, test_probs = oof.member_probs[cols], member_test[cols]
+        for label, combiner in (("mean", MeanEnsemble()), ("weighted", WeightedEnsemble()),
+                                ("stacked", StackedEnsemble())):
+            combiner.fit(list(member_probs[:, fit]), oof.y[fit])
+            out[f"ensemble:{label}{suffix}"] = both(decide(combiner.predict_proba(list(member_probs[:, val])),
+                                                          combiner.predict_proba(list(test_probs))))
+            names = [member_names[j] for j in cols]
+            if label == "weighted" and not suffix:
+                out["weighted_weights"] = dict(zip(names, map(float, combiner.weights_), strict=True))
+            if label == "stacked" and not suffix:
+                out["stacked_slopes"] = dict(zip(names, map(float, combiner.slopes_), strict=True))
     return out
 
 
-def throughput(classifier: Classifier, records: list, batch: int = 256) -> float:
+def throughput(classifier: Classifier, records: list, vectors: np.ndarray | None, batch: int = 256) -> float:
     classifier.warm_up()  # as the worker does: tracing is not throughput
     rates = []
     for r in range(3):
-        chunk = [records[(r * batch + i) % len(records)] for i in range(batch)]
+        rows = [(r * batch + i) % len(records) for i in range(batch)]
         started = time.perf_counter()
-        classifier.predict_batch(chunk)
+        classifier.predict_batch([records[i] for i in rows], None if vectors is None else vectors[rows])
         rates.append(batch / (time.perf_counter() - started))
     return float(np.median(rates))
 
@@ -113,9 +160,9 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     y_true = label_matrix(labels_from_paths(paths, taxonomy), taxonomy)
     rules = generate_rules(taxonomy, support=support)
     y_rule = label_matrix([m.labels for m in rules.apply_many(records)], taxonomy)
-    train = [records[i] for i in train_idx]
+    train_records = [records[i] for i in train_idx]
     test = [records[i] for i in test_idx]
-    info = {"dataset": dataset, "n_records": len(records), "n_train": len(train), "n_test": len(test),
+    info = {"dataset": dataset, "n_records": len(records), "n_train": len(train_records), "n_test": len(test),
             "taxonomy": taxonomy.describe(), "depth": args.depth, "min_support": args.min_support,
             "rules": len(rules), "rule_coverage_train": float((y_rule[train_idx].sum(1) > 0).mean()),
             "rule_coverage_level2_train": float(
@@ -124,9 +171,22 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"info": info, "variants": {}}
     result["rules_vs_truth"] = evaluate(y_true[test_idx] > 0.5, y_rule[test_idx] > 0.5, taxonomy, beta=args.beta)
     log(f"rules vs truth: micro F1 {result['rules_vs_truth']['micro_f1']:.3f}")
-    drop = {"category": {"kind": "drop"}, "category_path": {"kind": "drop"}, "image": {"kind": "drop"}}
-    config = FeatureConfig.default().with_fields(**drop)
+    drop = {"category": {"kind": "drop"}, "category_path": {"kind": "drop"}}
+    vectors = None
+    if args.images and any(r.image_url for r in records):
+        vectors = image_vectors(records, ROOT / ".prodcat" / "cache" / "bench" / f"{dataset}-{len(records)}.npz")
+        info["with_photo"] = int((~np.isnan(vectors[:, 0])).sum())
+    else:
+        drop["image"] = {"kind": "drop"}
+    data = FeatureConfig.default().with_fields(**drop).to_dict()
+    towers = [t for t in args.joint.split(",") if t] + (["image_head"] if vectors is not None else [])
+    data["members"]["joint"] = {"fields": data["members"]["textcnn"]["fields"] + (["image"] if vectors is not None
+                                                                                     else []),
+                                "params": {"towers": towers}}
+    config = FeatureConfig.from_dict(data, source="benchmarks/models.py")
     members = [m for m in args.members.split(",") if m]
+    train_vectors = None if vectors is None else vectors[train_idx]
+    test_vectors = None if vectors is None else vectors[test_idx]
     variants = []
     for spec in filter(None, args.variants.split(",")):
         # "rules" | "truth" | "pu:<unlabelled weight>[:labelled]" (PU weighting, tuned on labelled rows)
@@ -140,23 +200,37 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
             variants.append((f"rules+pu{rest[0]}" + ("+tune-labelled" if tune == "labelled" else ""), y_rule,
                              LabelWeighting(pu_correction=True, unlabelled_weight=float(rest[0])), tune))
     for label, y, weighting, tune_on in variants:
+        def train(names: list[str], combiner: str = "stacked", label: str = label, y: np.ndarray = y,
+                  weighting: LabelWeighting = weighting, tune_on: str = tune_on) -> Classifier:
+            return train_ensemble(
+                train_records, taxonomy.from_matrix(y[train_idx]), taxonomy, config=config, members=names,
+                combiner=combiner, beta=args.beta, folds=args.folds, weighting=weighting, tune_on=tune_on,
+                keep_oof=True, image_vectors=train_vectors,
+                on_progress=lambda stage, done, total: log(f"  {label}: {stage} ({done}/{total})"))
+
         t0 = time.perf_counter()
-        classifier = train_ensemble(
-            train, taxonomy.from_matrix(y[train_idx]), taxonomy, config=config, members=members, combiner="stacked",
-            beta=args.beta, folds=args.folds, weighting=weighting, tune_on=tune_on, keep_oof=True,
-            on_progress=lambda stage, done, total: log(f"  {label}: {stage} ({done}/{total})"))
+        classifier = train(members)
         train_s = time.perf_counter() - t0
-        _, member_test = classifier.predict_proba(test)
+        _, member_test = classifier.predict_proba(test, test_vectors)
+        joint = None
+        if towers:
+            t1 = time.perf_counter()
+            joint_model = train(["joint"], combiner="mean")
+            assert np.array_equal(joint_model.oof_.val_idx, classifier.oof_.val_idx)  # the same protocol split
+            joint = (joint_model.oof_.member_probs[0], joint_model.predict_proba(test, test_vectors)[1][0])
+            joint_s = time.perf_counter() - t1
         scores = score_all(classifier.oof_, list(classifier.members), member_test, y_rule[test_idx],
-                           y_true[test_idx], taxonomy, args.beta, classifier)
-        served = classifier.decide(test)
+                           y_true[test_idx], taxonomy, args.beta, joint)
+        if joint is not None:
+            scores["joint_train_seconds"], scores["joint_towers"] = round(joint_s, 1), towers
+        served = classifier.decide(test, test_vectors)
         hybrid = served | (y_rule[test_idx] > 0.5)  # the rules' labels plus the model's
         scores["rules ∪ served"] = {"vs_rules": evaluate(y_rule[test_idx] > 0.5, hybrid, taxonomy, beta=args.beta),
                                     "vs_truth": evaluate(y_true[test_idx] > 0.5, hybrid, taxonomy, beta=args.beta)}
         scores["served"] = {"vs_rules": evaluate(y_rule[test_idx] > 0.5, served, taxonomy, beta=args.beta),
                             "vs_truth": evaluate(y_true[test_idx] > 0.5, served, taxonomy, beta=args.beta)}
         scores["train_seconds"] = round(train_s, 1)
-        scores["throughput_per_s"] = round(throughput(classifier, test), 1)
+        scores["throughput_per_s"] = round(throughput(classifier, test, test_vectors), 1)
         result["variants"][label] = scores
         log(f"{label}: stacked vs truth micro F1 {scores['ensemble:stacked']['vs_truth']['micro_f1']:.3f} "
             f"(served {scores['served']['vs_truth']['micro_f1']:.3f}), train {train_s:.0f}s, "
@@ -174,11 +248,76 @@ def table(rows: list[tuple[str, dict[str, Any]]], depth: int) -> list[str]:
     return lines
 
 
+TFIDF_MEMBERS, EMBEDDING_MEMBERS = ("logreg", "mlp"), ("wide_deep", "textcnn", "gru")
+
+
+def hypotheses(r: dict[str, Any]) -> list[str]:
+    """The study's hypotheses, answered from this dataset's numbers (test split, micro-F1 unless named)."""
+    variants = r["variants"]
+    main = next((k for k in variants if k.startswith("rules+pu")), next(iter(variants)))
+    v = variants[main]
+    truth = next((k for k in variants if k.startswith("truth")), None)
+
+    def f1(key: str, target: str = "vs_truth", metric: str = "micro_f1", of: dict | None = None) -> float:
+        return (of or v)[key][target][metric]
+
+    members = [k[7:] for k in v if k.startswith("member:")]
+    deepest = r["info"]["taxonomy"]["max_depth"]
+    lines = [f"**Hypotheses** (variant `{main}`: trained on rule labels, scored against the truth, unless named):", ""]
+    if "logreg" in members and len(members) > 1:
+        others = [m for m in members if m not in ("logreg", "image_head")]
+        best1 = max(others, key=lambda m: f1(f"member:{m}", metric="f1_level_1"))
+        bestd = max(others, key=lambda m: f1(f"member:{m}", metric=f"f1_level_{deepest}"))
+        gap1 = f1("member:logreg", metric="f1_level_1") - f1(f"member:{best1}", metric="f1_level_1")
+        gapd = f1("member:logreg", metric=f"f1_level_{deepest}") - f1(f"member:{bestd}", metric=f"f1_level_{deepest}")
+        lines.append(f"- H2 (linear good at high levels, worse deep): logreg vs the best other member: level 1 "
+                     f"{100 * gap1:+.1f} points ({best1}), level {deepest} {100 * gapd:+.1f} points ({bestd}) -> "
+                     f"{'supported' if gapd < gap1 - 0.005 else 'not supported'} (criterion: logreg falls further behind at depth).")
+    if {"logreg", "mlp"} <= set(members):
+        d = f1("member:mlp") - f1("member:logreg")
+        lines.append(f"- H3 (deep models on TF-IDF barely beat linear): mlp {f1('member:mlp'):.3f} vs logreg "
+                     f"{f1('member:logreg'):.3f} ({100 * d:+.1f} points) -> "
+                     f"{'supported' if abs(d) < 0.02 else 'not supported'} (criterion: |difference| < 2 points).")
+    tfidf = [m for m in members if m in TFIDF_MEMBERS]
+    emb = [m for m in members if m in EMBEDDING_MEMBERS]
+    if tfidf and emb:
+        def mean(names: list[str], target: str) -> float:
+            return float(np.mean([f1(f"member:{m}", target) for m in names]))
+        e_t, t_t = mean(emb, "vs_truth"), mean(tfidf, "vs_truth")
+        e_gap, t_gap = mean(emb, "vs_truth") - mean(emb, "vs_rules"), mean(tfidf, "vs_truth") - mean(tfidf, "vs_rules")
+        lines.append(f"- H4 (embedding models generalise better to true labels): mean vs truth: embedding members "
+                     f"({', '.join(emb)}) {e_t:.3f}, TF-IDF members ({', '.join(tfidf)}) {t_t:.3f}; change from "
+                     f"'vs rules' to 'vs truth': {100 * e_gap:+.1f} vs {100 * t_gap:+.1f} points -> "
+                     f"{'supported' if e_t > t_t and e_gap > t_gap else 'not supported'} (criterion: both higher).")
+    if "ensemble:stacked text-only" in v:
+        lines.append(f"- H6 (image vectors help): stacked with the image member {f1('ensemble:stacked'):.3f} vs "
+                     f"text members only {f1('ensemble:stacked text-only'):.3f} "
+                     f"({100 * (f1('ensemble:stacked') - f1('ensemble:stacked text-only')):+.1f} points); image_head "
+                     f"alone {f1('member:image_head'):.3f}; with the truth as labels: "
+                     + (f"{f1('ensemble:stacked', of=variants[truth]):.3f} vs "
+                        f"{f1('ensemble:stacked text-only', of=variants[truth]):.3f}" if truth else "n/a") + ".")
+    for name, of in ((main, v), *(((truth, variants[truth]),) if truth else ())):
+        best = max((k for k in of if k.startswith("member:")), key=lambda k: f1(k, of=of))
+        stacked, mean_f1 = f1("ensemble:stacked", of=of), f1("ensemble:mean", of=of)
+        lines.append(f"- H8 (ensemble beats every member), `{name}`: stacked {stacked:.3f} vs best member "
+                     f"{best[7:]} {f1(best, of=of):.3f} -> {'supported' if stacked > f1(best, of=of) else 'not supported'}. "
+                     f"H9 (meta-learner beats averaging): stacked {stacked:.3f} vs mean {mean_f1:.3f}, weighted "
+                     f"{f1('ensemble:weighted', of=of):.3f} -> {'supported' if stacked > mean_f1 else 'not supported'}."
+                     + (f" Joint model ({', '.join(of.get('joint_towers', []))} trained together): {f1('joint', of=of):.3f} "
+                        f"vs stacked ensemble {stacked:.3f} ({100 * (f1('joint', of=of) - stacked):+.1f} points; "
+                        f"trained in {of['joint_train_seconds']:.0f}s vs the ensemble's {of['train_seconds']:.0f}s)."
+                        if "joint" in of else ""))
+    return lines
+
+
 def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     lines = ["# Models: trained on rule labels, scored against the truth", "",
              f"Generated by `benchmarks/models.py` ({sum(r['seconds'] for r in results.values()) / 60:.1f} min of "
              "compute on 2 shared CPU cores; the command of each dataset is given in its section).", "",
-             "Protocol: category fields dropped from the inputs (they are the label); title (+ gender on Myntra) only. "
+             "Protocol: category fields dropped from the inputs (they are the label); title (+ gender on Myntra) only, "
+             "plus the photo's EfficientNet-Lite0 vector for the image member where the dataset has photos. "
+             "The joint model (towers of several members under one output, trained together) is trained by the same "
+             "protocol on its own and compared with the ensemble. "
              "Taxonomy = true paths cut at depth, rare categories pruned (on the training part). Seeded 90/10 split. "
              "Rule labels: `generate_rules(taxonomy, support=...)` on the full pruned taxonomy, applied to every title. "
              f"Each variant: {args.folds}-fold out-of-fold member probabilities; combiners fitted on 75% of the OOF "
@@ -193,7 +332,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                   f"{info['n_records']} products ({info['n_train']} train / {info['n_test']} test), "
                   f"{info['taxonomy']['categories']} categories (depth <= {depth}, support >= {info['min_support']}); "
                   f"{info['rules']} generated rules label {info['rule_coverage_train']:.0%} of training products "
-                  f"({info['rule_coverage_level2_train']:.0%} at level >= 2).", ""]
+                  f"({info['rule_coverage_level2_train']:.0%} at level >= 2)"
+                  + (f"; {info['with_photo']} have a photo (EfficientNet-Lite0 vectors for the image member)."
+                     if "with_photo" in info else "."), ""]
         rules_f1 = r["rules_vs_truth"]["micro_f1"]
         headline = []
         for label, v in r["variants"].items():
@@ -205,10 +346,12 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                             f"train {v['train_seconds']:.0f}s; predict_batch {v['throughput_per_s']:.0f} products/s"
                             + (f"; rules ∪ model {v['rules ∪ served']['vs_truth']['micro_f1']:.3f}"
                                if "rules ∪ served" in v else ""))
-        lines += headline + [""]
+        lines += headline + ["", *hypotheses(r), ""]
         for label, v in r["variants"].items():
             for target in ("vs_truth", "vs_rules"):
-                rows = [(k, v[k][target]) for k in v if k.startswith(("member:", "ensemble:", "served", "rules ∪"))]
+                rows = [(k, v[k][target]) for k in v
+                        if k.startswith(("member:", "ensemble:", "joint", "served", "rules ∪")) and isinstance(v[k], dict)
+                        and target in v[k]]
                 if target == "vs_truth" and label.startswith("rules") and label == next(iter(r["variants"])):
                     rows.append(("rules themselves", r["rules_vs_truth"]))
                 lines += [f"### {label} — test scored {target.replace('_', ' ')}", "", *table(rows, depth), ""]
@@ -224,12 +367,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(8 * len(results), 5), squeeze=False)
-    for ax, (dataset, r) in zip(axes[0], results.items()):
+    for ax, (dataset, r) in zip(axes[0], results.items(), strict=True):
         labels, values, colours = ["rules"], [r["rules_vs_truth"]["micro_f1"]], ["grey"]
         palette = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
         for i, (variant, v) in enumerate(r["variants"].items()):
-            for k in [k for k in v if k.startswith(("member:", "ensemble:"))]:
-                labels.append(f"{variant}\n{k.split(':')[1]}")
+            for k in [k for k in v if k.startswith(("member:", "ensemble:")) or k == "joint"]:
+                labels.append(f"{variant}\n{k.split(':')[-1]}")
                 values.append(v[k]["vs_truth"]["micro_f1"])
                 colours.append(palette[i % len(palette)])
         ax.bar(range(len(values)), values, color=colours)
@@ -249,7 +392,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="subsample this many products per dataset")
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--min-support", type=int, default=30)
-    parser.add_argument("--members", default="logreg,mlp,wide_deep,textcnn")
+    parser.add_argument("--members", default="logreg,mlp,wide_deep,textcnn,gru")
+    parser.add_argument("--joint", default="mlp,textcnn",
+                        help="towers of the jointly trained model compared with the ensemble ('' = none); "
+                             "image_head is added with --images")
+    parser.add_argument("--images", action="store_true",
+                        help="photos -> EfficientNet-Lite0 vectors -> image_head member (datasets with photos)")
     parser.add_argument("--variants", default="rules,pu:0.1,truth",
                         help="comma-separated: rules | truth | pu:<unlabelled weight>[:labelled]")
     parser.add_argument("--merge", type=Path, default=None, help="add the variants of an earlier models.json")
@@ -263,7 +411,8 @@ def main() -> None:
         (args.out / "models.md").write_text(report(results, args))
         plot(results, args.out / "models.png")
         return
-    results = {}
+    # datasets run earlier stay in the report; the ones run now replace theirs
+    results = json.loads((args.out / "models.json").read_text()) if (args.out / "models.json").is_file() else {}
     for dataset in args.dataset.split(","):
         results[dataset] = run_dataset(dataset, args)
         if args.merge and args.merge.is_file():
