@@ -340,8 +340,10 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         for label, v in r["variants"].items():
             s = v["ensemble:stacked"]["vs_truth"]["micro_f1"]
             best = max((v[k]["vs_truth"]["micro_f1"], k) for k in v if k.startswith("member:"))
+            goal = ("" if label.startswith("truth") else
+                    f", goal +15: {'met' if s - rules_f1 >= 0.15 else 'NOT met'}")
             headline.append(f"- **{label}**: stacked micro-F1 vs truth **{s:.3f}** (rules {rules_f1:.3f}: "
-                            f"{100 * (s - rules_f1):+.1f} points); best member {best[1][7:]} {best[0]:.3f} "
+                            f"{100 * (s - rules_f1):+.1f} points{goal}); best member {best[1][7:]} {best[0]:.3f} "
                             f"(stacked {'>=' if s >= best[0] else '<'} best member); served {v['served']['vs_truth']['micro_f1']:.3f}; "
                             f"train {v['train_seconds']:.0f}s; predict_batch {v['throughput_per_s']:.0f} products/s"
                             + (f"; rules ∪ model {v['rules ∪ served']['vs_truth']['micro_f1']:.3f}"
