@@ -17,6 +17,7 @@ import faust
 from aiohttp.web import Response
 from confluent_kafka.admin import AdminClient
 from elasticsearch import AsyncElasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
@@ -81,7 +82,8 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     labels_topic = app.topic(settings.topic_labels, **raw)
 
     metrics = WorkerMetrics()
-    es = AsyncElasticsearch(**settings.es_client_kwargs())
+    # orjson: bulk bodies are encoded on the event loop, and the stdlib encoder was a large share of it
+    es = AsyncElasticsearch(**settings.es_client_kwargs(), serializer=OrjsonSerializer())
     redis = Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     elastic = ElasticSink(es, settings.es_index_products)
     kafka = KafkaSink(settings.kafka_client_config())  # outputs: categorised, label requests, dead letters

@@ -5,13 +5,13 @@ Agents call these; tests call them without Kafka.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
+import orjson
 
 from prodcat.categoriser import Categorisation, Categoriser
 from prodcat.errors import InvalidRecord
@@ -124,11 +124,11 @@ def product_document(item: Classified, taxonomy: Taxonomy, model_version: str) -
 def categorised_message(item: Classified, taxonomy: Taxonomy, model_version: str) -> bytes:
     """The products.categorised value: what downstream consumers need, nothing more."""
     cats = item.result.categories
-    return json.dumps({
+    return orjson.dumps({
         "id": item.record.id,
         "categories": cats,
         "category_names": [" > ".join(taxonomy.path(c)) for c in cats],
         "scores": item.result.scores,
         "model_version": model_version,
         "updated_at": item.record.updated_at.isoformat() if item.record.updated_at else None,
-    }).encode()
+    })
