@@ -82,7 +82,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     labels_topic = app.topic(settings.topic_labels, **raw)
 
     metrics = WorkerMetrics()
-    # orjson: bulk bodies are encoded on the event loop, and the stdlib encoder was a large share of it
+    # orjson: bulk bodies are encoded on the event loop, which every stage of the worker shares
     es = AsyncElasticsearch(**settings.es_client_kwargs(), serializer=OrjsonSerializer())
     redis = Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     elastic = ElasticSink(es, settings.es_index_products)
