@@ -76,6 +76,9 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # on shutdown do not wait for unacked events (a batch stuck on a sink would block it forever):
+        # they are simply consumed again by the next worker
+        stream_wait_empty=False,
     )
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     products_raw = app.topic(settings.topic_raw, **raw)
@@ -121,9 +124,14 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         # loop body runs). Up to batches_in_flight tasks: prepares run one at a time in offset order
         # (the CPU work is serial anyway); each delivery waits for the one before it, so sinks see
         # batches and acks happen in offset order. A failed task fails every later one and is
-        # re-raised here, which stops the worker (its events are not acked, so they replay on restart).
+        # re-raised here at once, which stops the worker (its events are not acked: they replay).
         in_flight: deque[asyncio.Task] = deque()
         preparing = asyncio.Lock()  # FIFO: batches are prepared in the order they were taken
+        failed: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def watch(task: asyncio.Task) -> None:  # a failure must stop the worker now, not at the next batch
+            if not task.cancelled() and task.exception() is not None and not failed.done():
+                failed.set_exception(task.exception())
 
         async def handle(events, previous: asyncio.Task | None) -> None:
             async with preparing:
@@ -135,12 +143,21 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
             for event in events:
                 await stream.ack(event)
 
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+        batches = aiter(stream.noack_take(settings.batch_size, within=settings.batch_within_s))
+        while True:
+            taken = asyncio.ensure_future(anext(batches))
+            await asyncio.wait([taken, failed], return_when=asyncio.FIRST_COMPLETED)
+            if failed.done():
+                taken.cancel()
+                failed.result()  # raises: the agent (and with it the worker) stops
+            events = taken.result()
             await index_ready.wait()
             metrics.events_in.labels(settings.topic_raw).inc(len(events))
             while in_flight and (in_flight[0].done() or len(in_flight) >= settings.batches_in_flight):
                 await in_flight.popleft()
-            in_flight.append(asyncio.ensure_future(handle(events, in_flight[-1] if in_flight else None)))
+            task = asyncio.ensure_future(handle(events, in_flight[-1] if in_flight else None))
+            task.add_done_callback(watch)
+            in_flight.append(task)
 
     @app.agent(labels_topic, supervisor_strategy=CrashingSupervisor)
     async def store_labels(stream: faust.StreamT) -> None:

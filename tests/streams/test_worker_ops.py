@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import ApiError, Elasticsearch
 
 from prodcat.feed import publish
@@ -167,3 +167,23 @@ def test_two_workers_share_the_partitions(isolated, workers):
     consumed = [scrape(p)[("prodcat_events_in_total", f'topic="{isolated.topic_raw}"')] for p in ports]
     assert all(c > 0 for c in consumed), consumed
     assert sum(consumed) == 2000, "each event consumed by exactly one worker"
+
+
+def test_a_failed_delivery_stops_the_worker_and_acks_nothing(isolated, workers) -> None:
+    """An unexpected sink error (here: the broker refuses the output messages) stops the worker at
+    once, even when no further events arrive, and leaves the batch unacked so it replays."""
+    admin = AdminClient(isolated.kafka_client_config())
+    # the categorised topic accepts no message longer than 64 bytes: every output is refused
+    small = NewTopic(isolated.topic_categorised, num_partitions=isolated.topic_partitions,
+                     replication_factor=isolated.topic_replication, config={"max.message.bytes": "64"})
+    admin.create_topics([small])[isolated.topic_categorised].result(30)
+    worker = workers(isolated)
+    publish(isolated, [product(i) for i in range(5)])
+    deadline = time.monotonic() + 120
+    while worker.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert worker.proc.returncode is not None, f"the worker kept running:\n{worker.log_tail()}"
+    assert worker.proc.returncode != 0
+    assert "KafkaDeliveryError" in worker.log_path.read_text(errors="replace"), worker.log_tail()
+    lag = consumer_lag(isolated, isolated.consumer_group, [isolated.topic_raw])
+    assert sum(row.lag for row in lag) == 5
