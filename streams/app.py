@@ -150,7 +150,10 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
             if failed.done():
                 taken.cancel()
                 failed.result()  # raises: the agent (and with it the worker) stops
-            events = taken.result()
+            try:
+                events = taken.result()
+            except StopAsyncIteration:  # the stream ended (the worker is stopping)
+                return
             await index_ready.wait()
             metrics.events_in.labels(settings.topic_raw).inc(len(events))
             while in_flight and (in_flight[0].done() or len(in_flight) >= settings.batches_in_flight):
