@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from models.ensemble import Ensemble, disagreement
-from models.explain import top_contributions_batch, wide_inputs
+from models.explain import top_contributions_batch, wide_inputs, wide_matrix
 from models.featuriser import Featuriser
 from models.members.base import Member
 from models.thresholds import Thresholds
@@ -70,8 +70,8 @@ class Classifier(Categoriser):
         self.explain_tokens = explain_tokens
         self.n_extra_scores = n_extra_scores
         self.oof_: Any = None  # training's out-of-fold predictions when asked for (not saved)
-        # (logreg coefficients, vocabularies, readable column labels, columns that are not evidence)
-        self._explainer: tuple[dict[str, np.ndarray], dict[str, list[str]], list[str], list[int]] | None = None
+        # (logreg coefficients, vocabularies, their joined weights, readable column labels, non-evidence columns)
+        self._explainer: tuple[dict[str, np.ndarray], dict[str, list[str]], np.ndarray, list[str], list[int]] | None = None
 
     def __repr__(self) -> str:
         return (f"Classifier({self.version}, members={list(self.members)}, combiner={self.combiner.kind}, "
@@ -218,12 +218,12 @@ class Classifier(Categoriser):
             if self._explainer is None:
                 coefficients = logreg.coefficients()
                 vocab = {name: self.featuriser.vocabulary(name) for name in coefficients}
-                labels = wide_inputs(x, coefficients, vocab)[2]
+                _, weights, labels = wide_inputs(x, coefficients, vocab)
                 # out-of-vocabulary and missing values are not evidence a reader can check: left out
                 hidden = [j for j, t in enumerate(labels) if t.endswith(_NOT_EVIDENCE)]
-                self._explainer = (coefficients, vocab, [_readable(t) for t in labels], hidden)
-            coefficients, vocab, readable, hidden = self._explainer
-            xw, weights, _ = wide_inputs(x, coefficients, vocab)
+                self._explainer = (coefficients, vocab, weights, [_readable(t) for t in labels], hidden)
+            coefficients, vocab, weights, readable, hidden = self._explainer
+            xw = wide_matrix(x, coefficients, vocab)
             xw[:, hidden] = 0.0
             tops = top_contributions_batch(xw, weights, readable, decided, k=self.explain_tokens)
         except Exception:  # noqa: BLE001 - explanations are optional

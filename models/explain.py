@@ -9,7 +9,8 @@ positive contributions are the evidence for the category; an explanation lists t
   decision matrix or lists of column indices), one vectorised product per row.
 * :func:`wide_inputs`: the featuriser's arrays and :meth:`models.members.logreg.LogReg.coefficients`
   joined into one ``(X, W, vocab)`` triple, labelled ``"<feature>:<token>"`` (TF-IDF columns) and
-  ``"<feature>=<value>"`` (one-hot categoricals), in the member's kernel row order.
+  ``"<feature>=<value>"`` (one-hot categoricals), in the member's kernel row order;
+  :func:`wide_matrix` is its ``X`` alone (``W`` and the labels do not change between batches).
 
 >>> W = np.array([[2.0, 0.0], [0.5, 1.0], [-1.0, 3.0]])
 >>> top_contributions(np.array([1.0, 2.0, 1.0]), W, ["red", "shoe", "bag"], 0, k=5)
@@ -25,7 +26,7 @@ import numpy as np
 
 from models.errors import DataError
 
-__all__ = ["top_contributions", "top_contributions_batch", "wide_inputs"]
+__all__ = ["top_contributions", "top_contributions_batch", "wide_inputs", "wide_matrix"]
 
 Contribution = tuple[str, float]
 
@@ -123,6 +124,44 @@ def top_contributions_batch(X: Any, W: np.ndarray, vocab: Sequence[str],
     return out
 
 
+def _wide_blocks(features: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                 vocabularies: Mapping[str, Sequence[str]]) -> list[tuple[str, np.ndarray, list[str], bool]]:
+    """Checked (feature, array, vocabulary, is one-hot categorical) in the member's kernel row order."""
+    if not coefficients:
+        raise DataError("Expected at least one feature in coefficients. Received: none")
+    blocks = []
+    for name, block in coefficients.items():
+        if name not in features or name not in vocabularies:
+            raise DataError(f"Expected features and a vocabulary for {name!r} (a feature of the member). "
+                            f"Received features {sorted(features)} and vocabularies {sorted(vocabularies)}")
+        arr, vocab, width = np.asarray(features[name]), list(vocabularies[name]), block.shape[0]
+        if len(vocab) != width:
+            raise DataError(f"Expected {width} vocabulary entries for {name!r} (rows of its weights). "
+                            f"Received: {len(vocab)}")
+        one_hot = np.issubdtype(arr.dtype, np.integer) and arr.ndim == 2 and arr.shape[1] == 1
+        if not one_hot and not (arr.ndim == 2 and arr.shape[1] == width):
+            raise DataError(f"Expected {name!r} as (n, {width}) floats or (n, 1) category ids. "
+                            f"Received: shape={arr.shape}, dtype={arr.dtype}")
+        blocks.append((name, arr, vocab, bool(one_hot)))
+    return blocks
+
+
+def wide_matrix(features: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                vocabularies: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Only the ``X`` of :func:`wide_inputs`: what changes from batch to batch."""
+    xs: list[np.ndarray] = []
+    for _, arr, vocab, one_hot in _wide_blocks(features, coefficients, vocabularies):
+        if one_hot:
+            onehot = np.zeros((len(arr), len(vocab)), dtype=np.float32)
+            ids = arr[:, 0]
+            ok = (ids >= 0) & (ids < len(vocab))
+            onehot[np.flatnonzero(ok), ids[ok]] = 1.0
+            xs.append(onehot)
+        else:
+            xs.append(arr.astype(np.float32, copy=False))
+    return np.concatenate(xs, axis=1)
+
+
 def wide_inputs(features: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
                 vocabularies: Mapping[str, Sequence[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Join per-feature inputs and weight blocks into ``(X (n x V), W (V x C), vocab)`` for the functions above.
@@ -132,30 +171,7 @@ def wide_inputs(features: Mapping[str, np.ndarray], coefficients: Mapping[str, n
     :meth:`Featuriser.vocabulary`. A TF-IDF feature (float, n x width) is used as it is; a
     categorical feature (int ids, n x 1) becomes its one-hot vector, as inside the member.
     """
-    xs: list[np.ndarray] = []
-    labels: list[str] = []
-    for name, block in coefficients.items():
-        if name not in features or name not in vocabularies:
-            raise DataError(f"Expected features and a vocabulary for {name!r} (a feature of the member). "
-                            f"Received features {sorted(features)} and vocabularies {sorted(vocabularies)}")
-        arr, vocab, width = np.asarray(features[name]), list(vocabularies[name]), block.shape[0]
-        if len(vocab) != width:
-            raise DataError(f"Expected {width} vocabulary entries for {name!r} (rows of its weights). "
-                            f"Received: {len(vocab)}")
-        if np.issubdtype(arr.dtype, np.integer) and arr.ndim == 2 and arr.shape[1] == 1:
-            onehot = np.zeros((len(arr), width), dtype=np.float32)
-            ids = arr[:, 0]
-            ok = (ids >= 0) & (ids < width)
-            onehot[np.flatnonzero(ok), ids[ok]] = 1.0
-            xs.append(onehot)
-            labels.extend(f"{name}={v if v else '<missing>'}" for v in vocab)
-        elif arr.ndim == 2 and arr.shape[1] == width:
-            xs.append(arr.astype(np.float32, copy=False))
-            labels.extend(f"{name}:{v}" for v in vocab)
-        else:
-            raise DataError(f"Expected {name!r} as (n, {width}) floats or (n, 1) category ids. "
-                            f"Received: shape={arr.shape}, dtype={arr.dtype}")
-    if not xs:
-        raise DataError("Expected at least one feature in coefficients. Received: none")
+    labels = [f"{name}={v if v else '<missing>'}" if one_hot else f"{name}:{v}"
+              for name, _, vocab, one_hot in _wide_blocks(features, coefficients, vocabularies) for v in vocab]
     weights = np.concatenate([np.asarray(b) for b in coefficients.values()], axis=0)
-    return np.concatenate(xs, axis=1), weights, labels
+    return wide_matrix(features, coefficients, vocabularies), weights, labels
