@@ -146,11 +146,9 @@ def _wide_blocks(features: Mapping[str, np.ndarray], coefficients: Mapping[str, 
     return blocks
 
 
-def wide_matrix(features: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
-                vocabularies: Mapping[str, Sequence[str]]) -> np.ndarray:
-    """Only the ``X`` of :func:`wide_inputs`: what changes from batch to batch."""
+def _matrix(blocks: list[tuple[str, np.ndarray, list[str], bool]]) -> np.ndarray:
     xs: list[np.ndarray] = []
-    for _, arr, vocab, one_hot in _wide_blocks(features, coefficients, vocabularies):
+    for _, arr, vocab, one_hot in blocks:
         if one_hot:
             onehot = np.zeros((len(arr), len(vocab)), dtype=np.float32)
             ids = arr[:, 0]
@@ -162,6 +160,12 @@ def wide_matrix(features: Mapping[str, np.ndarray], coefficients: Mapping[str, n
     return np.concatenate(xs, axis=1)
 
 
+def wide_matrix(features: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
+                vocabularies: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Only the ``X`` of :func:`wide_inputs`: what changes from batch to batch."""
+    return _matrix(_wide_blocks(features, coefficients, vocabularies))
+
+
 def wide_inputs(features: Mapping[str, np.ndarray], coefficients: Mapping[str, np.ndarray],
                 vocabularies: Mapping[str, Sequence[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Join per-feature inputs and weight blocks into ``(X (n x V), W (V x C), vocab)`` for the functions above.
@@ -171,7 +175,8 @@ def wide_inputs(features: Mapping[str, np.ndarray], coefficients: Mapping[str, n
     :meth:`Featuriser.vocabulary`. A TF-IDF feature (float, n x width) is used as it is; a
     categorical feature (int ids, n x 1) becomes its one-hot vector, as inside the member.
     """
+    blocks = _wide_blocks(features, coefficients, vocabularies)
     labels = [f"{name}={v if v else '<missing>'}" if one_hot else f"{name}:{v}"
-              for name, _, vocab, one_hot in _wide_blocks(features, coefficients, vocabularies) for v in vocab]
+              for name, _, vocab, one_hot in blocks for v in vocab]
     weights = np.concatenate([np.asarray(b) for b in coefficients.values()], axis=0)
-    return wide_matrix(features, coefficients, vocabularies), weights, labels
+    return _matrix(blocks), weights, labels
