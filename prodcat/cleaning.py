@@ -261,7 +261,10 @@ _CURRENCY_WORD = re.compile(r"(?<![A-Za-z])(?:Rs\.?|INR|[A-Z]{3}|euros?|dollars?
 _CURRENCY_WORDS = {"rs": "INR", "rs.": "INR", "euro": "EUR", "euros": "EUR", "dollar": "USD",
                    "dollars": "USD", "pound": "GBP", "pounds": "GBP", "rupee": "INR", "rupees": "INR"}
 # A number with optional grouping: "1.299,00", "1,299.00", "1 299,00", "1'299.00", "12,-".
-_NUMBER = re.compile(r"\d(?:[\d.,' ]*\d)?")
+# An exponent is part of the number ("1e309" is not the price 1.0).
+_NUMBER = re.compile(r"\d(?:[\d.,' ]*\d)?(?:[eE][+-]?\d+)?")
+_EXPONENT = re.compile(r"[eE][+-]?\d+$")
+_SCIENTIFIC = re.compile(r"\d+(?:\.\d+)?[eE][+-]?\d+")
 
 
 def normalise_currency(value: Any) -> str | None:
@@ -285,6 +288,11 @@ def normalise_currency(value: Any) -> str | None:
 def _number_from(token: str) -> float | None:
     """Read a grouped number, deciding which of "," and "." is the decimal separator."""
     token = token.replace(" ", "").replace("'", "")
+    if _EXPONENT.search(token):  # scientific notation: digits, an optional dot, the exponent
+        if not _SCIENTIFIC.fullmatch(token):
+            return None
+        number = float(token)
+        return number if math.isfinite(number) else None
     has_comma, has_dot = "," in token, "." in token
     if has_comma and has_dot:
         decimal = "," if token.rfind(",") > token.rfind(".") else "."
@@ -321,6 +329,8 @@ def parse_price(value: Any) -> tuple[float | None, str | None]:
     """
     if value is None or isinstance(value, bool):
         return None, None
+    if isinstance(value, (list, tuple)):  # ["12.50"] is a price; [1, 2] is not 12
+        return parse_price(value[0]) if len(value) == 1 else (None, None)
     if isinstance(value, (int, float)):
         amount = float(value)
         return (amount, None) if math.isfinite(amount) and amount >= 0 else (None, None)
@@ -483,7 +493,8 @@ def first_url(value: Any) -> str | None:
 # Whole record
 # --------------------------------------------------------------------------------------------
 
-TEXT_FIELDS = ("id", "network", "retailer", "title", "brand", "description", "size")
+# The id is not cleaned: see ProductRecord (folding it would merge distinct products).
+TEXT_FIELDS = ("network", "retailer", "title", "brand", "description", "size")
 
 
 def clean_record(raw: Mapping[str, Any]) -> dict[str, Any]:

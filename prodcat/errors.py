@@ -1,4 +1,21 @@
-"""The project's exception root and its few specific kinds."""
+"""The project's exception root, its few specific kinds, and the stages a record can fail at."""
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """Where in the stream a record was rejected: the dead letter's ``stage`` header."""
+
+    PARSE = "parse"  # not UTF-8 JSON of an object within the size and nesting limits
+    VALIDATE = "validate"  # a JSON object prodcat cannot use (no id, bad updated_at, too big...)
+    DEDUP = "dedup"
+    IMAGES = "images"
+    MODEL = "model"
+    DOCUMENT = "document"
+    ELASTICSEARCH = "elasticsearch"
+    MILVUS = "milvus"
+    KAFKA = "kafka"
+    LABELS = "labels"
 
 
 class ProdcatError(Exception):
@@ -12,10 +29,10 @@ class ConfigError(ProdcatError):
 class InvalidRecord(ProdcatError):
     """An input record cannot be processed; ``stage`` says where it was rejected."""
 
-    def __init__(self, reason: str, stage: str = "parse") -> None:
+    def __init__(self, reason: str, stage: Stage | str = Stage.PARSE) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.stage = stage
+        self.stage = Stage(stage)
 
 
 class StackError(ProdcatError):

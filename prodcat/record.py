@@ -1,19 +1,19 @@
 """The cleaned affiliate product record and the parser that turns a raw event into one.
 
-``parse_record`` is the single entry point for raw input: decode, map feed-specific field
-names onto ours, enforce the size limit, clean (:mod:`prodcat.cleaning`) and validate. Every
+``parse_record`` is the single entry point for raw input: decode, enforce the edge limits
+(:mod:`prodcat.limits`), map feed-specific field names onto ours, clean (:mod:`prodcat.cleaning`) and validate. Every
 rejection is an :class:`~prodcat.errors.InvalidRecord` whose ``stage`` is "parse" (not a JSON
 object) or "validate" (a JSON object we cannot use), so the stream can dead-letter it.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from prodcat.cleaning import (
@@ -25,7 +25,8 @@ from prodcat.cleaning import (
     split_category_path,
     to_text,
 )
-from prodcat.errors import InvalidRecord
+from prodcat.errors import InvalidRecord, Stage
+from prodcat.limits import ES_MAX_ID_BYTES, InputLimits, check_shape
 
 __all__ = ["ProductRecord", "parse_record", "canonical_field", "FIELD_ALIASES"]
 
@@ -74,8 +75,10 @@ def _blank(value: Any) -> bool:
 class ProductRecord(BaseModel):
     """A cleaned affiliate product. Build it with :func:`parse_record` from raw input.
 
-    Constructing it directly is tolerant of types (numbers as ids, lists as text, price
-    strings) but does no HTML or Unicode cleaning; unknown fields are refused so typos surface.
+    Constructing it directly is tolerant of types (lists as text, price strings) but does no
+    HTML or Unicode cleaning; the id must be a string or an integer and is kept as given
+    (surrounding whitespace aside);
+    unknown fields are refused so typos surface.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -100,10 +103,22 @@ class ProductRecord(BaseModel):
     @field_validator("id", mode="before")
     @classmethod
     def _id_text(cls, value: Any) -> str:
-        text = to_text(value)
-        if text is None or not text.strip():
-            raise ValueError(f"expected a non-empty string or number, received {value!r}")
-        return text.strip()
+        # Only surrounding whitespace goes (feeds pad fields); folding, HTML stripping or
+        # stringifying objects would merge distinct products ("ｈ４９", "<b>h49</b>" and
+        # {"x": "h49"} are not product "h49").
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError(f"expected a string or an integer, received a {_json_type(value)}: {str(value)[:60]!r}")
+        text = str(value).strip()
+        if not text:
+            raise ValueError("expected a non-empty id, received only whitespace")
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("expected valid Unicode, received a lone surrogate") from None
+        if size > ES_MAX_ID_BYTES:
+            raise ValueError(f"expected at most {ES_MAX_ID_BYTES} UTF-8 bytes (Elasticsearch's limit), "
+                             f"received {size:,}")
+        return text
 
     @field_validator("network", "retailer", "title", "brand", "category", "description", "gender", "size",
                      mode="before")
@@ -167,39 +182,55 @@ class ProductRecord(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
-def _decode(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
-    """Raw bytes/str/dict -> a JSON object as a dict, or InvalidRecord(stage="parse")."""
-    if isinstance(raw, Mapping):
-        return dict(raw)
+_BOM = b"\xef\xbb\xbf"
+
+
+def _as_bytes(raw: bytes | str | Mapping[str, Any]) -> bytes:
+    """Every kind of input as UTF-8 JSON bytes, so one decoder applies every check to all of them."""
     if isinstance(raw, (bytes, bytearray, memoryview)):
+        return bytes(raw)
+    if isinstance(raw, str):
         try:
-            raw = bytes(raw).decode("utf-8-sig")  # -sig: a leading BOM is noise, not content
-        except UnicodeDecodeError as exc:
-            raise InvalidRecord(
-                f"value is not UTF-8 text (bad byte at position {exc.start}); feeds must publish UTF-8 JSON",
-                stage="parse",
-            ) from exc
-    if not isinstance(raw, str):
-        raise InvalidRecord(f"expected bytes, str or dict, received {type(raw).__name__}", stage="parse")
+            return raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRecord(f"value is not valid Unicode (lone surrogate at position {exc.start})",
+                                stage=Stage.PARSE) from None
+    if isinstance(raw, Mapping):
+        try:
+            return orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+        except orjson.JSONEncodeError as exc:
+            raise InvalidRecord(f"record cannot be written as JSON ({exc})", stage=Stage.PARSE) from None
+    raise InvalidRecord(f"expected bytes, str or dict, received {type(raw).__name__}", stage=Stage.PARSE)
+
+
+def _decode(raw: bytes | str | Mapping[str, Any], limits: InputLimits) -> dict[str, Any]:
+    """Raw bytes/str/dict -> a JSON object within the limits, or InvalidRecord(stage="parse").
+
+    orjson refuses what must never reach the stores: invalid UTF-8, lone surrogates, NaN and
+    infinite numbers, and nesting beyond 1,024 levels (without recursing in Python).
+    """
+    data = _as_bytes(raw)
+    if len(data) > limits.message_bytes:
+        raise InvalidRecord(f"message has {len(data):,} bytes, more than PRODCAT_MAX_MESSAGE_BYTES="
+                            f"{limits.message_bytes:,}; split or trim it in the feed", stage=Stage.PARSE)
+    if data.startswith(_BOM):  # a leading BOM is noise, not content
+        data = data[len(_BOM):]
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
-    except ValueError as exc:
-        snippet = raw[:60] + ("..." if len(raw) > 60 else "")
-        raise InvalidRecord(f"value is not valid JSON ({exc}); received {snippet!r}", stage="parse") from exc
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        snippet = data[:60].decode("utf-8", "replace") + ("..." if len(data) > 60 else "")
+        raise InvalidRecord(f"value is not valid UTF-8 JSON ({exc}); received {snippet!r}", stage=Stage.PARSE) from None
     if not isinstance(value, dict):
         raise InvalidRecord(
-            f"expected a JSON object with product fields, received a JSON {_json_type(value)}", stage="parse"
+            f"expected a JSON object with product fields, received a JSON {_json_type(value)}", stage=Stage.PARSE
         )
+    check_shape(value, limits)
     return value
 
 
-def _reject_constant(name: str) -> float:
-    # NaN/Infinity are not JSON; accepting them would put non-finite numbers in Elasticsearch.
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _json_type(value: Any) -> str:
-    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+    return {list: "array", dict: "object", str: "string", bool: "boolean", type(None): "null",
+            float: "non-integer number"}.get(type(value), "number")
 
 
 def _field_size(value: Any) -> int:
@@ -207,7 +238,7 @@ def _field_size(value: Any) -> int:
     if isinstance(value, str):
         return len(value)
     if isinstance(value, (list, dict)):
-        return len(json.dumps(value, ensure_ascii=False, default=str))
+        return len(orjson.dumps(value))
     return 0
 
 
@@ -216,9 +247,9 @@ def _check_sizes(data: Mapping[str, Any], max_field_chars: int) -> None:
         size = _field_size(value)
         if size > max_field_chars:
             raise InvalidRecord(
-                f"field {key!r} has {size:,} characters, more than max_field_chars={max_field_chars:,}; "
+                f"field {key[:60]!r} has {size:,} characters, more than max_field_chars={max_field_chars:,}; "
                 "truncate it in the feed or raise PRODCAT_MAX_FIELD_CHARS",
-                stage="validate",
+                stage=Stage.VALIDATE,
             )
 
 
@@ -252,30 +283,57 @@ def _canonicalise(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_record(raw: bytes | str | Mapping[str, Any], *, max_field_chars: int = 20_000) -> ProductRecord:
+def parse_record(raw: bytes | str | Mapping[str, Any], *, limits: InputLimits = InputLimits(),
+                 now: datetime | None = None) -> ProductRecord:
     """Decode, map, clean and validate one raw product event.
 
-    Raises :class:`InvalidRecord` with ``stage="parse"`` when the value is not UTF-8, not JSON or
-    not a JSON object, and ``stage="validate"`` when the id is missing, a field is longer than
-    ``max_field_chars`` or there is nothing to classify (no title, description or category).
+    Raises :class:`InvalidRecord` with ``stage="parse"`` when the value is not UTF-8 JSON of an
+    object within ``limits`` (bytes, nesting, fields, field names), and ``stage="validate"``
+    when the id is missing or not a string/integer of at most ``limits.id_bytes`` bytes, a field
+    is longer than ``limits.field_chars``, ``updated_at`` is unreadable or more than
+    ``limits.future_skew_s`` ahead of ``now`` (it would freeze the product: newer updates would
+    look stale), or there is nothing to classify (no title, description or category).
     """
-    data = _decode(raw)
-    _check_sizes(data, max_field_chars)
-    fields = clean_record(_canonicalise(data))
+    data = _decode(raw, limits)
+    _check_sizes(data, limits.field_chars)
+    canonical = _canonicalise(data)
+    fields = clean_record(canonical)
     if fields.get("id") is None:
         raise InvalidRecord(
             "missing id: expected a non-empty 'id' (or one of "
             f"{', '.join(FIELD_ALIASES['id'][1:])}); received fields {sorted(map(str, data))[:20]}",
-            stage="validate",
+            stage=Stage.VALIDATE,
         )
+    _check_id(fields["id"], limits)
+    _check_updated_at(canonical.get("updated_at"), fields.get("updated_at"), limits, now)
     if not (fields.get("title") or fields.get("description") or fields.get("category_path")):
         raise InvalidRecord(
-            f"nothing to classify for id {fields['id']!r}: title, description and category are all "
+            f"nothing to classify for id {fields['id']!r:.80}: title, description and category are all "
             "missing or empty after cleaning",
-            stage="validate",
+            stage=Stage.VALIDATE,
         )
     try:
         return ProductRecord.model_validate(fields)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InvalidRecord(f"record {fields['id']!r} is invalid: {problems}", stage="validate") from exc
+        raise InvalidRecord(f"record {str(fields['id'])!r:.80} is invalid: {problems}", stage=Stage.VALIDATE) from exc
+
+
+def _check_id(value: Any, limits: InputLimits) -> None:
+    if isinstance(value, str) and len(value.encode("utf-8")) > limits.id_bytes:
+        raise InvalidRecord(f"id has {len(value.encode('utf-8')):,} UTF-8 bytes, more than PRODCAT_MAX_ID_BYTES="
+                            f"{limits.id_bytes}; ids are stored verbatim as Elasticsearch document ids",
+                            stage=Stage.VALIDATE)
+
+
+def _check_updated_at(raw: Any, parsed: datetime | None, limits: InputLimits, now: datetime | None) -> None:
+    if raw is None:
+        return  # no updated_at: the record counts as the oldest version
+    if parsed is None:
+        raise InvalidRecord(f"updated_at {str(raw)[:60]!r} is not a date: expected ISO-8601 or epoch "
+                            "seconds/milliseconds between the years 1 and 9999", stage=Stage.VALIDATE)
+    latest = (now or datetime.now(timezone.utc)).timestamp() + limits.future_skew_s
+    if parsed.timestamp() > latest:
+        raise InvalidRecord(f"updated_at {parsed.isoformat()} is more than PRODCAT_MAX_FUTURE_SKEW_S="
+                            f"{limits.future_skew_s:g} s in the future; a future version would make every "
+                            "later update look stale", stage=Stage.VALIDATE)

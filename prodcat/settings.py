@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prodcat.errors import ConfigError
+from prodcat.limits import ES_MAX_ID_BYTES, InputLimits
 
 
 class Settings(BaseSettings):
@@ -62,7 +63,15 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(0.5, gt=0)
     # batches handled at once: with 2, batch N+1 is taken and categorised while batch N is written
     batches_in_flight: int = Field(2, ge=1, le=8)
+    # --- limits at the edge: a breach dead-letters the event with a reason naming the setting ---
+    max_message_bytes: int = Field(1 << 20, ge=1024)
+    max_json_depth: int = Field(32, ge=2, le=1000)  # orjson stops at 1,024 anyway
+    max_fields: int = Field(1_000, ge=10)  # keys in one message, nested ones included
+    max_field_name_chars: int = Field(256, ge=8)
     max_field_chars: int = Field(20_000, ge=100)
+    max_id_bytes: int = Field(ES_MAX_ID_BYTES, ge=1, le=ES_MAX_ID_BYTES)
+    max_document_bytes: int = Field(256 << 10, ge=4096)
+    max_future_skew_s: float = Field(24 * 3600.0, ge=0)
     rules_path: Path | None = None
     taxonomy_path: Path | None = None
     skip_unchanged: bool = True
@@ -115,6 +124,13 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             env[f"PRODCAT_{name.upper()}"] = str(value)
         return env
+
+    def input_limits(self) -> InputLimits:
+        """The edge's limits on one raw event (the ``max_*`` settings)."""
+        return InputLimits(message_bytes=self.max_message_bytes, json_depth=self.max_json_depth,
+                           fields=self.max_fields, field_name_chars=self.max_field_name_chars,
+                           field_chars=self.max_field_chars, id_bytes=self.max_id_bytes,
+                           document_bytes=self.max_document_bytes, future_skew_s=self.max_future_skew_s)
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka-style (confluent-kafka) connection settings, credentials included."""

@@ -99,7 +99,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         topics=Topics(settings.topic_categorised, settings.topic_deadletter, settings.topic_label_requests),
         # one thread: the model holds the CPU anyway, and batches stay in order
         cpu=ThreadPoolExecutor(max_workers=1, thread_name_prefix="categorise"),
-        metrics=metrics, max_field_chars=settings.max_field_chars,
+        metrics=metrics, limits=settings.input_limits(),
         # per index: products written to another index (a rebuild) are not "unchanged" there
         unchanged=UnchangedFilter(redis, settings.unchanged_ttl_s, namespace=f"prodcat:seen:{settings.es_index_products}")
         if settings.skip_unchanged else None,

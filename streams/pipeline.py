@@ -15,6 +15,7 @@ import orjson
 
 from prodcat.categoriser import Categorisation, Categoriser
 from prodcat.errors import InvalidRecord
+from prodcat.limits import InputLimits
 from prodcat.record import ProductRecord, parse_record
 from prodcat.taxonomy import Taxonomy
 from streams.deadletter import DeadLetter
@@ -52,13 +53,13 @@ class BatchOutcome:
     rejected: list[DeadLetter] = field(default_factory=list)
 
 
-def parse_events(events: Sequence[RawEvent], max_field_chars: int) -> tuple[list[tuple[RawEvent, ProductRecord]], list[DeadLetter]]:
+def parse_events(events: Sequence[RawEvent], limits: InputLimits) -> tuple[list[tuple[RawEvent, ProductRecord]], list[DeadLetter]]:
     """Parse and validate each event; a bad one becomes a dead letter, never an exception."""
     good: list[tuple[RawEvent, ProductRecord]] = []
     bad: list[DeadLetter] = []
     for event in events:
         try:
-            good.append((event, parse_record(event.value, max_field_chars=max_field_chars)))
+            good.append((event, parse_record(event.value, limits=limits)))
         except InvalidRecord as exc:
             bad.append(event.reject(exc.stage, exc.reason))
     return good, bad
@@ -88,9 +89,9 @@ def categorise(parsed: Sequence[tuple[RawEvent, ProductRecord]], categoriser: Ca
     return outcome
 
 
-def process_batch(events: Sequence[RawEvent], categoriser: Categoriser, max_field_chars: int) -> BatchOutcome:
+def process_batch(events: Sequence[RawEvent], categoriser: Categoriser, limits: InputLimits) -> BatchOutcome:
     """Parse, validate, clean and categorise a batch (CPU work: run it off the event loop)."""
-    parsed, rejected = parse_events(events, max_field_chars)
+    parsed, rejected = parse_events(events, limits)
     outcome = categorise(parsed, categoriser)
     outcome.rejected[:0] = rejected
     return outcome

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from prodcat.categoriser import Categoriser
+from prodcat.limits import InputLimits
 from prodcat.record import ProductRecord
 from prodcat.rules import RuleSet
 from prodcat.taxonomy import Taxonomy
@@ -95,12 +96,12 @@ class BatchProcessor:
     """Everything between consuming a batch and acking it; no Faust in here, so tests drive it directly."""
 
     def __init__(self, *, slot: CategoriserSlot, elastic: ElasticSink, kafka: KafkaSink,
-                 topics: Topics, cpu: Executor, metrics: WorkerMetrics, max_field_chars: int,
+                 topics: Topics, cpu: Executor, metrics: WorkerMetrics, limits: InputLimits,
                  unchanged: UnchangedFilter | None = None, images: ImageStage | None = None,
                  image_sink: ImageSink | None = None, labelling: LabellingGate | None = None,
                  labelling_policy: LabellingPolicy = LabellingPolicy(), rules: RuleSet | None = None) -> None:
         self.slot, self.elastic, self.kafka = slot, elastic, kafka
-        self.topics, self.cpu, self.metrics, self.max_field_chars = topics, cpu, metrics, max_field_chars
+        self.topics, self.cpu, self.metrics, self.limits = topics, cpu, metrics, limits
         self.unchanged, self.images, self.image_sink = unchanged, images, image_sink
         self.labelling, self.labelling_policy = labelling, labelling_policy
         # the legacy rules' labels are stored beside the model's: retraining starts from them
@@ -117,7 +118,7 @@ class BatchProcessor:
         m.batch_size.observe(len(events))
 
         with m.stage("parse"):
-            parsed, rejected = await self._cpu(parse_events, events, self.max_field_chars)
+            parsed, rejected = await self._cpu(parse_events, events, self.limits)
         # the same product twice in one batch: its last event wins, as it would in Elasticsearch
         latest = {record.id: i for i, (_, record) in enumerate(parsed)}
         skipped = len(parsed) - len(latest)

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from prodcat.categoriser import Categoriser
+from prodcat.limits import InputLimits
 from prodcat.rules import RuleCategoriser, RuleSet
 from prodcat.taxonomy import Taxonomy
 from streams.pipeline import RawEvent, categorised_message, process_batch, product_document, updated_version
@@ -41,7 +42,7 @@ def test_good_and_bad_events_are_separated_with_reasons(categoriser):
         event({"id": "p4", "title": "x" * 500}, 3),
         event({"id": "p5", "price": "12"}, 4),
     ]
-    outcome = process_batch(events, categoriser, max_field_chars=200)
+    outcome = process_batch(events, categoriser, limits=InputLimits(field_chars=200))
     assert [c.record.id for c in outcome.classified] == ["p1"]
     assert outcome.classified[0].record.title == "Alisha Solid Women's Cycling Shorts"
     by_offset = {d.offset: d for d in outcome.rejected}
@@ -55,7 +56,7 @@ def test_good_and_bad_events_are_separated_with_reasons(categoriser):
 def test_rule_categories_include_ancestors(categoriser):
     outcome = process_batch([event({"id": "p1", "title": "Running Shorts", "category": "Sport"}),
                              event({"id": "p2", "title": "Canvas Shoe", "category": "Footwear > Sneakers"})],
-                            categoriser, max_field_chars=1000)
+                            categoriser, limits=InputLimits())
     cats = {c.record.id: set(c.result.categories) for c in outcome.classified}
     shorts, clothing = TAXONOMY.find(["Clothing", "Shorts"]), TAXONOMY.find(["Clothing"])
     assert cats["p1"] == {shorts, clothing}
@@ -78,7 +79,7 @@ class Exploding(Categoriser):
 
 def test_a_categoriser_failure_costs_only_the_failing_record(categoriser):
     outcome = process_batch([event({"id": "ok", "title": "Denim Shorts"}, 0), event({"id": "bad", "title": "Shorts"}, 1)],
-                            Exploding(categoriser), max_field_chars=1000)
+                            Exploding(categoriser), limits=InputLimits())
     assert [c.record.id for c in outcome.classified] == ["ok"]
     assert [(d.offset, d.stage) for d in outcome.rejected] == [(1, "categorise")]
     assert "cannot categorise" in outcome.rejected[0].reason
@@ -86,7 +87,7 @@ def test_a_categoriser_failure_costs_only_the_failing_record(categoriser):
 
 def test_document_and_message_carry_names_levels_and_version(categoriser):
     outcome = process_batch([event({"id": "p1", "title": "Shorts", "updated_at": "2024-05-01T10:00:00Z"})],
-                            categoriser, max_field_chars=1000)
+                            categoriser, limits=InputLimits())
     item = outcome.classified[0]
     doc = product_document(item, TAXONOMY, "rules-abc")
     assert doc["category_names"] == ["Clothing", "Clothing > Shorts"]

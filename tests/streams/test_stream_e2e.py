@@ -60,7 +60,7 @@ def test_flipkart_replay_with_malformed_events_and_a_worker_crash(isolated, work
     bad_values = set()
     for key, value in events:
         try:
-            record = parse_record(value, max_field_chars=settings.max_field_chars)
+            record = parse_record(value, limits=settings.input_limits())
             expected[record.id] = rules.apply(record).labels
         except InvalidRecord:
             bad_values.add(value)
