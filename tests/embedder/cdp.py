@@ -5,11 +5,16 @@ need a browser download). Debian's ``chromium`` package, one page, aiohttp's web
         await browser.navigate("http://127.0.0.1:8088/judge")
         await browser.press("g")
         png = await browser.screenshot()
+    keep_screenshot(png, "similarity_page.png", tmp_path)
+
+Screenshots go to the test's tmp folder; ``PRODCAT_WRITE_SCREENSHOTS=DIR`` (e.g.
+``benchmarks/results``) also writes them there, which is how the committed ones are regenerated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -23,7 +28,9 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["Browser", "CDPError", "chromium_path"]
+__all__ = ["SCREENSHOTS_ENV", "Browser", "CDPError", "chromium_path", "keep_screenshot"]
+
+SCREENSHOTS_ENV = "PRODCAT_WRITE_SCREENSHOTS"
 
 
 class CDPError(RuntimeError):
@@ -32,6 +39,24 @@ class CDPError(RuntimeError):
 
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def keep_screenshot(png: bytes, name: str, tmp_path: Path) -> Path:
+    """Write ``png`` as ``tmp_path/name``, and as ``$PRODCAT_WRITE_SCREENSHOTS/name`` if that is set.
+
+    Tests never write into the repository on their own: the committed screenshots under
+    ``benchmarks/results`` change only when someone asks for it with the variable.
+    """
+    if not png.startswith(b"\x89PNG"):
+        raise CDPError(f"expected a PNG screenshot, received {png[:8]!r}")
+    path = tmp_path / name
+    path.write_bytes(png)
+    wanted = os.environ.get(SCREENSHOTS_ENV)
+    if wanted:
+        folder = Path(wanted)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(png)
+    return path
 
 
 def _free_port() -> int:
@@ -177,8 +202,6 @@ class Browser:
 
     async def screenshot(self) -> bytes:
         """A PNG of the whole page."""
-        import base64
-
         metrics = await self.send("Page.getLayoutMetrics")
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         result = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,

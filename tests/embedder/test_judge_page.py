@@ -1,5 +1,9 @@
 """End to end in headless Chromium: real Myntra photos embedded by the real model into Milvus
-Lite, the similarity app served, the judging page driven by keyboard over DevTools."""
+Lite, the similarity app served, the judging page driven by keyboard over DevTools.
+
+The screenshot goes to the tmp folder; ``PRODCAT_WRITE_SCREENSHOTS=benchmarks/results`` also
+writes it there (the README's screenshot).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,8 @@ from embedder.catalogue import embed_catalogue
 from embedder.judgements import JudgementStore
 from embedder.web import product_table, similarity_app
 from prodcat.catalogue import read_catalogue
-from tests.embedder.cdp import Browser, chromium_path
+from tests.embedder.cdp import Browser, chromium_path, keep_screenshot
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "benchmarks" / "results" / "similarity_page.png"
 PER_LEVEL2 = {"Shoes": 14, "Topwear": 8, "Bags": 8}  # 30 photos; a shoe has 13 neighbours to judge
 
 pytestmark = pytest.mark.skipif(chromium_path() is None,
@@ -107,7 +109,5 @@ def test_judge_similar_products_by_keyboard(datasets, tmp_path):
     finally:
         store.close()
         index.close()
-    assert png.startswith(b"\x89PNG")
-    (tmp_path / "similarity_page.png").write_bytes(png)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.write_bytes(png)
+    # benchmarks/results/similarity_page.png: PRODCAT_WRITE_SCREENSHOTS=benchmarks/results
+    keep_screenshot(png, "similarity_page.png", tmp_path)

@@ -25,11 +25,10 @@ from retrain.labels import parse_label
 from streams.labelling import Candidate, request_message
 from streams.pipeline import Classified, RawEvent
 from streams.topics import ensure_topics
-from tests.embedder.cdp import Browser, chromium_path
+from tests.embedder.cdp import Browser, chromium_path, keep_screenshot
 from tests.helpers import drain
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "benchmarks" / "results" / "labelling_page.png"
 MYNTRA = ROOT.parent / "shared" / "datasets" / "myntra" / "images"
 TAXONOMY = Taxonomy.from_json((ROOT / "prodcat" / "data" / "demo_taxonomy.json").read_text(encoding="utf-8"))
 ID = {" > ".join(TAXONOMY.path(c)): c for c in TAXONOMY.ids}
@@ -169,9 +168,8 @@ def test_label_three_products_by_keyboard(isolated: Settings, tmp_path):
         ("watch-7", "Watches", True, "ana"),
         ("watch-7", "Watches > Wrist Watches", True, "ana"),
     ]
-    assert png.startswith(b"\x89PNG")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.write_bytes(png)
+    # benchmarks/results/labelling_page.png: PRODCAT_WRITE_SCREENSHOTS=benchmarks/results
+    keep_screenshot(png, "labelling_page.png", tmp_path)
 
 
 # --- access ------------------------------------------------------------------------------------
