@@ -151,24 +151,31 @@ def serve_similarity(
     catalogue: Annotated[Path, typer.Argument(help="The catalogue that was embedded (for titles and images).")],
     preset: PresetOpt = "auto",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8088,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
     judgements: Annotated[Optional[Path], typer.Option(help="SQLite file of judgements "
                                                             "(default: <state dir>/judgements.sqlite).")] = None,
+    token: Annotated[Optional[str], typer.Option(
+        envvar="PRODCAT_SIMILARITY_TOKEN", show_envvar=False,
+        help="Shared secret judges need (open /judge?token=... once); required off loopback. "
+             "Default: PRODCAT_SIMILARITY_TOKEN.")] = None,
 ) -> None:
     """Serve the similar-products API and the judging page (http://HOST:PORT/judge)."""
     from aiohttp import web
 
     from embedder.judgements import JudgementStore
-    from embedder.web import product_table, similarity_app
+    from embedder.web import check_similarity_bind, product_table, similarity_app
 
+    check_similarity_bind(host, token)  # before the catalogue and Milvus: a refused start costs nothing
     settings = Settings.load()
     products = product_table(_records(catalogue, preset, None))
     index = _open_index(settings)
     store = JudgementStore(judgements or settings.state_dir / "judgements.sqlite")
     # catalogue images sit beside the file (images/ next to the CSV): only that folder is served
-    app = similarity_app(index, store, image_root=catalogue.resolve().parent, products=products)
+    app = similarity_app(index, store, image_root=catalogue.resolve().parent, products=products, host=host,
+                         token=token)
     try:
-        out.print(f"{len(products)} products, {index.count()} vectors; judge at http://{host}:{port}/judge")
+        out.print(f"{len(products)} products, {index.count()} vectors; judge at http://{host}:{port}/judge"
+                  + ("?token=<token>" if token else ""))
         web.run_app(app, host=host, port=port, print=None)
     except OSError as exc:
         raise ProdcatError(f"cannot listen on {host}:{port} ({exc.strerror}); pass --port") from None

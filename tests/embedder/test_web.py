@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -17,10 +20,14 @@ from PIL import Image
 
 from embedder import ImageFetcher, ImageIndex, ImageVector
 from embedder.judgements import JudgementStore
+from embedder.cli import serve_similarity
 from embedder.web import product_table, similarity_app
+from prodcat.errors import ConfigError
 
 DIM = 8
 LEVEL2S = ("Shoes", "Bags")
+TOKEN = "judges-shared-secret"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -232,10 +239,19 @@ def test_judge_page_is_self_contained(index, store, images, products):
         resp = await client.get("/judge")
         assert resp.status == 200 and resp.content_type == "text/html"
         html = await resp.text()
-        assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        csp = resp.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp  # no inline code at all
         # nothing from another host: the machine is offline and judges' browsers should not leak
         assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
-        assert 'id="search"' in html and 'id="summary"' in html and "innerHTML" not in html
+        assert 'id="search"' in html and 'id="summary"' in html and "<style" not in html
+        scripts = re.findall(r'<script src="/static/([\w.]+)"></script>', html)
+        styles = re.findall(r'<link rel="stylesheet" href="/static/([\w.]+)">', html)
+        assert scripts == ["dom.js", "judge.js"] and styles == ["theme.css", "judge.css"]
+        for name in scripts + styles:
+            asset = await client.get(f"/static/{name}")
+            assert asset.status == 200, name
+            text = await asset.text()
+            assert "innerHTML" not in text and not re.search(r"https?://", text), name
 
     serve(similarity_app(index, store, images, products), scenario)
 
@@ -248,3 +264,70 @@ def test_product_table_from_catalogue_records(tmp_path):
     assert table == {"1": {"id": "1", "title": "Red Shoe", "image_url": "file:///x/1.jpg",
                            "category": "Footwear > Shoes > Casual"},
                      "2": {"id": "2", "title": "Leather tote", "image_url": None, "category": "Accessories > Bags"}}
+
+
+# --- access ------------------------------------------------------------------------------------
+
+def _mark(judge: str = "ann") -> dict:
+    return {"query_id": "p0", "neighbour_id": "p2", "rank": 1, "good": True, "judge": judge}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "judge.example.com"])
+def test_non_loopback_bind_without_token_is_refused(index, store, products, host):
+    with pytest.raises(ConfigError, match="not a loopback address.*--token.*PRODCAT_SIMILARITY_TOKEN"):
+        similarity_app(index, store, None, products, host=host)
+    with pytest.raises(ConfigError, match="--token"):  # the command refuses before reading or opening anything
+        serve_similarity(catalogue=Path("/no/such/catalogue.csv"), preset="auto", port=8088, host=host,
+                         judgements=None, token=None)
+
+
+def test_the_command_refuses_a_network_bind_without_a_token():
+    env = {k: v for k, v in os.environ.items() if k != "PRODCAT_SIMILARITY_TOKEN"}
+    proc = subprocess.run([sys.executable, "-m", "prodcat", "similar-ui", "README.md", "--host", "0.0.0.0"],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert "not a loopback address" in lines[0] and "--token" in lines[0]
+
+
+def test_with_a_token_every_request_needs_it(index, store, images, products):
+    async def scenario(client: TestClient) -> None:
+        for method, path in [("GET", "/judge"), ("GET", "/static/judge.js"), ("GET", "/similar/p0"),
+                             ("GET", "/products?q=p"), ("GET", "/images/p0"), ("GET", "/judgements/summary"),
+                             ("POST", "/judgements")]:
+            resp = await client.request(method, path, json=_mark("mallory"))
+            assert resp.status == 401, (method, path)
+            assert "needs its token" in (await resp.json())["error"]
+        wrong = await client.post("/judgements", json=_mark("mallory"), headers={"Authorization": "Bearer guess1234"})
+        assert wrong.status == 401
+        assert store.summary() == {}  # nothing changed without the token
+        right = await client.post("/judgements", json=_mark(), headers={"Authorization": f"Bearer {TOKEN}"})
+        assert right.status == 201
+        # a judge opens the page once with the token: a cookie, then the page and its API work
+        opened = await client.get(f"/judge?token={TOKEN}", allow_redirects=False)
+        assert opened.status == 302 and opened.headers["Location"] == "/judge"
+        assert (await client.get("/judge")).status == 200
+        assert (await client.post("/judgements", json=_mark("bob"))).status == 201
+
+    serve(similarity_app(index, store, images, products, host="0.0.0.0", token=TOKEN), scenario)
+    assert store.summary()["Shoes"]["judged"] == 2
+
+
+def test_loopback_refuses_other_hosts_and_origins(index, store, images, products):
+    async def scenario(client: TestClient) -> None:
+        own = f"http://127.0.0.1:{client.port}"
+        assert (await client.get("/judge")).status == 200
+        assert (await client.post("/judgements", json=_mark(), headers={"Origin": own})).status == 201
+        for path in ("/judge", "/judgements/summary", "/similar/p0", "/images/p0"):
+            resp = await client.get(path, headers={"Host": "evil.example"})
+            assert resp.status == 403, path
+            assert "expected a Host header" in (await resp.json())["error"]
+        for origin in ("http://evil.example", f"http://127.0.0.1:{client.port + 1}", "null"):
+            resp = await client.post("/judgements", json=_mark("mallory"), headers={"Origin": origin})
+            assert resp.status == 403, origin
+            assert "Origin" in (await resp.json())["error"]
+        resp = await client.post("/judgements", json=_mark("mallory"), headers={"Host": "evil.example"})
+        assert resp.status == 403
+
+    serve(similarity_app(index, store, images, products), scenario)
+    assert [m.judge for m in store.for_query("p0")] == ["ann"]  # the refused ones changed nothing

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +23,8 @@ from prodcat.record import parse_record
 from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
 from retrain.cli import label_ui
-from retrain.labelling_tool import RequestQueue, check_bind, labelling_app
+from retrain.labelling_queue import RequestQueue
+from retrain.labelling_tool import check_bind, labelling_app
 from retrain.labels import parse_label
 from streams.labelling import Candidate, request_message
 from streams.pipeline import Classified, RawEvent
@@ -189,6 +193,41 @@ def test_loopback_bind_needs_no_token(host):
     check_bind(host, None)
 
 
+def test_the_command_refuses_a_network_bind_without_a_token():
+    env = {k: v for k, v in os.environ.items() if k != "PRODCAT_LABELLING_TOKEN"}
+    proc = subprocess.run([sys.executable, "-m", "prodcat", "label-ui", "--host", "0.0.0.0"], capture_output=True,
+                          text=True, env=env, timeout=120, cwd=ROOT)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert "not a loopback address" in lines[0] and "--token" in lines[0] and "PRODCAT_LABELLING_TOKEN" in lines[0]
+
+
+def test_loopback_tool_refuses_other_hosts_and_origins():
+    # nothing listens on port 1: the tool starts, its Kafka clients just cannot connect
+    app = labelling_app(Settings(kafka_brokers="127.0.0.1:1"), TAXONOMY, token=None, host="127.0.0.1")
+
+    async def scenario() -> None:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            own = f"http://127.0.0.1:{client.port}"
+            page = await client.get("/")  # normal use on this machine: no token needed
+            assert page.status == 200 and '<script src="/static/labelling.js">' in await page.text()
+            assert (await client.get("/stats")).status == 200
+            assert (await client.post("/labeller", json={"name": "ana"}, headers={"Origin": own})).status == 200
+            # a web site that rebinds its own name to 127.0.0.1 reaches the port, but not the tool
+            for path in ("/", "/stats", "/next", "/static/labelling.js"):
+                resp = await client.get(path, headers={"Host": "evil.example"})
+                assert resp.status == 403, path
+                assert "expected a Host header" in (await resp.json())["error"]
+            # and another origin cannot make a labeller's browser post labels
+            for path in ("/labeller", "/labels", "/skip"):
+                resp = await client.post(path, json={"name": "mallory"}, headers={"Origin": "http://evil.example"})
+                assert resp.status == 403, path
+                assert "Origin" in (await resp.json())["error"]
+            assert (await (await client.get("/stats")).json())["published"] == {}
+
+    asyncio.run(scenario())
+
+
 def test_requests_without_the_token_get_401():
     token = "s3cret-labelling-token"
     # nothing listens on port 1: the tool starts, its Kafka clients just cannot connect
@@ -210,7 +249,8 @@ def test_requests_without_the_token_get_401():
             assert resp.status == 302 and resp.headers["Location"] == "/"
             assert "HttpOnly" in resp.headers["Set-Cookie"] and "SameSite=Strict" in resp.headers["Set-Cookie"]
             page = await client.get("/")
-            assert page.status == 200 and "default-src 'self'" in page.headers["Content-Security-Policy"]
+            assert page.status == 200 and "script-src 'self'" in page.headers["Content-Security-Policy"]
+            assert (await client.get("/static/labelling.js")).status == 200  # the cookie covers the assets
             # a labeller name is needed for labels, and is kept in a cookie
             assert (await client.post("/labels", json={"product_id": "p", "decisions": []})).status == 400
             assert (await client.post("/labeller", json={"name": "a|b"})).status == 400
