@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from prodcat.errors import ConfigError, ProdcatError
+from prodcat.console import JsonOpt, err, out, print_json, table
+from prodcat.errors import ConfigError, DataError, ProdcatError
 from prodcat.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,9 +28,6 @@ if TYPE_CHECKING:
     from embedder.index import ImageIndex
 
 __all__ = ["embed", "serve_similarity", "similar"]
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 PresetOpt = Annotated[str, typer.Option(help="Column mapping: auto, jsonl, csv, flipkart-images, myntra-images, ...")]
 
@@ -90,6 +86,8 @@ def embed(
 
     settings = Settings.load()
     records = _records(catalogue, preset, limit)
+    if not records:
+        raise DataError(f"no product in {catalogue} (preset {preset!r}); nothing to embed")
     vector_cache = _vector_cache(settings) if cache else None
     started = time.monotonic()
     index = _open_index(settings)  # before the model: an unreachable Milvus fails in a second
@@ -107,6 +105,10 @@ def embed(
             )
     finally:
         index.close()
+    if not report.indexed:
+        raise DataError(f"no image of {catalogue} could be embedded: {report.summary()}"
+                        + (f"; first: {report.examples[0][0]}: {report.examples[0][1]}" if report.examples else "")
+                        + "; check the catalogue's image URLs/paths")
     out.print(f"{report.summary()} -> {index.collection} at {settings.milvus_uri} "
               f"({model.version}) in {time.monotonic() - started:.1f}s")
     for product_id, reason in report.examples[:5]:
@@ -132,6 +134,7 @@ def similar(
     k: Annotated[int, typer.Option(min=1, max=16_384, help="How many neighbours.")] = 10,
     everywhere: Annotated[bool, typer.Option("--everywhere", help="Search all categories, not only the "
                                                                    "product's level-2 category.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """The products whose images are most similar to this one's (cosine), within its level-2 category."""
     settings = Settings.load()
@@ -141,10 +144,15 @@ def similar(
             hits = index.similar(product_id, k=k, within_level2=not everywhere)
     finally:
         index.close()
-    table = Table("rank", "id", "score", "level2", title=f"most similar to {product_id}")
+    if as_json:
+        print_json({"product": product_id, "similar": [
+            {"rank": rank, "id": hit.id, "score": hit.score, "level2": hit.level2}
+            for rank, hit in enumerate(hits, start=1)]})
+        return
+    shown = table("rank", "id", "score", "level2", title=f"most similar to {product_id}")
     for rank, hit in enumerate(hits, start=1):
-        table.add_row(str(rank), hit.id, f"{hit.score:.4f}", hit.level2)
-    out.print(table)
+        shown.add_row(str(rank), hit.id, f"{hit.score:.4f}", hit.level2)
+    out.print(shown)
 
 
 def serve_similarity(

@@ -18,22 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from prodcat.console import JsonOpt, err, out, print_json, table
 from prodcat.errors import ConfigError, DataError, InvalidRecord, ProdcatError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from models.classifier import Classifier
     from models.training import CombinerKind
     from prodcat.record import ProductRecord
     from prodcat.taxonomy import Taxonomy
 
 __all__ = ["evaluate", "predict", "train"]
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 PresetOpt = Annotated[str, typer.Option(help="Column mapping: auto, jsonl, csv, flipkart, flipkart-names, myntra, ...")]
 LimitOpt = Annotated[Optional[int], typer.Option(min=1, help="Read at most this many products.")]
@@ -97,10 +95,10 @@ def _labels_file(path: Path, records: list[ProductRecord], taxonomy: Taxonomy) -
 
 
 def _metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
-    table = Table("", *[k.replace("_", " ") for k in METRIC_KEYS], title=title)
+    shown = table("", *[k.replace("_", " ") for k in METRIC_KEYS], title=title)
     for name, m in rows.items():
-        table.add_row(name, *[f"{m[k]:.3f}" for k in METRIC_KEYS])
-    return table
+        shown.add_row(name, *[f"{m[k]:.3f}" for k in METRIC_KEYS])
+    return shown
 
 
 def train(
@@ -123,6 +121,7 @@ def train(
     limit: LimitOpt = None,
     features: Annotated[Optional[Path], typer.Option(help="Feature config YAML (default: models/features.yaml).")] = None,
     use_category: UseCategoryOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train the ensemble on a catalogue and register it; prints the version and validation metrics."""
     if combiner not in ("stacked", "weighted", "mean"):
@@ -175,17 +174,30 @@ def train(
     root = registry or Settings().state_dir / "models"
     store = ModelRegistry(root)
     version = store.register(classifier)
-    out.print(_metrics_table("validation (out-of-fold, vs the training labels)",
-                             {"ensemble": classifier.metrics["validation"], **classifier.metrics["validation_members"]}))
-    out.print(f"registered [bold]{version}[/bold] at {store.path(version)} in {time.monotonic() - started:.0f}s")
+    validation = {"ensemble": classifier.metrics["validation"], **classifier.metrics["validation_members"]}
+    seconds = time.monotonic() - started
+    if as_json:
+        print_json({"version": version, "path": str(store.path(version)), "seconds": round(seconds, 1),
+                    "products": len(records), "categories": len(taxonomy), "labelled": labelled,
+                    "validation": validation})
+        return
+    out.print(_metrics_table("validation (out-of-fold, vs the training labels)", validation))
+    out.print(f"registered [bold]{version}[/bold] at {store.path(version)} in {seconds:.0f}s")
 
 
 def _load(model_dir: Path) -> Classifier:
-    from models.artifact import load_classifier
-
     if not model_dir.is_dir():
         raise ProdcatError(f"model directory {model_dir} does not exist; pass a registered version's folder")
-    return load_classifier(model_dir)
+    if not (model_dir / "manifest.json").is_file():  # checked before TensorFlow is imported (seconds)
+        raise DataError(f"{model_dir} is not a model directory (no manifest.json); pass a registered version's "
+                        "folder, e.g. <state_dir>/models/<version>")
+    from models.artifact import load_classifier  # TensorFlow/Keras: only once there is a model to load
+
+    try:
+        return load_classifier(model_dir)
+    except OSError as exc:  # a file of the artifact missing or unreadable
+        raise DataError(f"model directory {model_dir} is incomplete: cannot read {exc.filename or exc} "
+                        f"({exc.strerror or type(exc).__name__}); pass a complete registered version") from None
 
 
 def evaluate(
@@ -193,6 +205,7 @@ def evaluate(
     catalogue: Annotated[Path, typer.Argument(help="Catalogue with true category paths.")],
     preset: PresetOpt = "auto",
     limit: LimitOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Score a model against a catalogue's own category paths (mapped onto the model's taxonomy)."""
     from models.labels import label_matrix, labels_from_paths
@@ -207,15 +220,21 @@ def evaluate(
     decided = classifier.decide(records)
     seconds = time.monotonic() - started
     metrics = score(y > 0.5, decided, classifier.taxonomy)
+    per_second = len(records) / max(seconds, 1e-9)
+    if as_json:
+        print_json({"version": classifier.version, "catalogue": str(catalogue), "products": len(records),
+                    "products_per_s": round(per_second, 1), "metrics": metrics})
+        return
     out.print(_metrics_table(f"{classifier.version} on {len(records)} products of {catalogue.name}",
                              {"vs truth": metrics}))
     levels = ", ".join(f"level {k[9:]}: {v:.3f}" for k, v in metrics.items() if k.startswith("f1_level_"))
-    out.print(f"per-level F1: {levels}; {len(records) / max(seconds, 1e-9):.0f} products/s")
+    out.print(f"per-level F1: {levels}; {per_second:.0f} products/s")
 
 
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A registered model's folder.")],
     json_product: Annotated[str, typer.Argument(help="One product as JSON text, or a .json file.")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Categorise one product and print categories, scores, the tokens behind them and the uncertainty."""
     from prodcat.record import parse_record
@@ -229,13 +248,20 @@ def predict(
     record = parse_record(text)  # InvalidRecord (a ProdcatError) says what is wrong
     classifier = _load(model_dir)
     result = classifier.predict_batch([record])[0]
-    table = Table("category", "score", "because of", title=f"{record.title or record.id} ({classifier.version})")
+    if as_json:
+        print_json({"id": record.id, "version": classifier.version, "categories": [
+            {"id": c, "path": classifier.taxonomy.path_str(c), "score": result.scores.get(c, 0.0),
+             "because_of": list(result.explanation.get(c, []))} for c in result.categories],
+            "scores": {classifier.taxonomy.path_str(c): s for c, s in result.scores.items()},
+            "uncertainty": result.uncertainty, "disagreement": result.disagreement})
+        return
+    shown = table("category", "score", "because of", title=f"{record.title or record.id} ({classifier.version})")
     for category in result.categories:
-        table.add_row(classifier.taxonomy.path_str(category), f"{result.scores.get(category, 0.0):.3f}",
+        shown.add_row(classifier.taxonomy.path_str(category), f"{result.scores.get(category, 0.0):.3f}",
                       ", ".join(result.explanation.get(category, [])))
     if not result.categories:
-        table.add_row("[dim](no category above its threshold)[/dim]", "", "")
-    out.print(table)
+        shown.add_row("[dim](no category above its threshold)[/dim]", "", "")
+    out.print(shown)
     others = [f"{classifier.taxonomy.path_str(c)} {s:.3f}" for c, s in result.scores.items()
               if c not in result.categories]
     out.print(f"uncertainty {result.uncertainty:.3f}, disagreement {result.disagreement or 0.0:.3f}; "

@@ -1,26 +1,38 @@
-"""The `prodcat` command: one entry point, a subcommand per job, one line per user mistake."""
+"""The `prodcat` command: one entry point, a subcommand per job, one line per user mistake.
+
+:func:`run` is the one place that turns errors into what the user sees: a usage mistake (bad
+option value, missing argument, unknown command) or a :class:`ProdcatError` (a missing file, an
+empty input, a service that is down) prints ``error: ...`` on one line and exits non-zero. Any
+other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Optional
 
 import click
 import typer
-from rich.console import Console
+from elasticsearch import NotFoundError
+from rich.markup import escape
 from rich.progress import Progress
-from rich.table import Table
 
 from embedder.cli import embed, serve_similarity, similar
 from models.cli import evaluate as model_evaluate
 from models.cli import predict as model_predict
 from models.cli import train as model_train
-from prodcat.errors import ProdcatError
-from retrain.cli import label_ui
+from prodcat.console import JsonOpt, err, out, print_json, table
+from prodcat.errors import ConfigError, DataError, ProdcatError
+from prodcat.kafka import connect_admin
+from prodcat.reachable import elasticsearch_client, redis_client
 from prodcat.settings import Settings
+from prodcat.tf_logs import quiet_tensorflow
+from retrain.cli import label_ui
 
 app = typer.Typer(help="prodcat: streaming product categoriser.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -29,15 +41,27 @@ stack_app = typer.Typer(help="Run the local stack of real services (Kafka, Elast
 rules_app = typer.Typer(help="The legacy rule-based categoriser.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(rules_app, name="rules")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_FEED = Path(__file__).parent / "data" / "sample_feed.jsonl"
+# typer >= 0.29 parses with its own copy of click, whose exceptions derive from typer.TyperException;
+# older typer is built on the click package. Usage errors, aborts and exits of both are handled.
+USAGE_ERRORS: tuple[type[Exception], ...] = (
+    click.ClickException, *((typer.TyperException,) if hasattr(typer, "TyperException") else ()))
+ABORTS: tuple[type[BaseException], ...] = tuple({click.exceptions.Abort, typer.Abort})
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def settings() -> Settings:
     return Settings.load()
+
+
+@app.callback()
+def _options(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show TensorFlow's start-up logs (hidden by default).")] = False) -> None:
+    """prodcat: streaming product categoriser."""
+    if not verbose:
+        quiet_tensorflow()  # before any command imports TensorFlow
 
 
 # --- stack -----------------------------------------------------------------------------------
@@ -63,23 +87,28 @@ def stack_down(service: ServicesOpt = None) -> None:
 
 
 @stack_app.command("status")
-def stack_status() -> None:
+def stack_status(as_json: JsonOpt = False) -> None:
     """A table of the services: address, pid, health. Exit 1 if any is down."""
     from prodcat.stack import Stack
 
     s = settings()
-    table = Table("service", "address", "pid", "healthy")
-    rows = Stack(s).status()
-    for row in rows:
-        table.add_row(row.name, row.address, str(row.pid or "-"), "yes" if row.healthy else "[red]no[/red]")
-    table.add_row("milvus", f"Milvus Lite file {s.milvus_uri}", "-", "embedded")
-    out.print(table)
-    raise typer.Exit(0 if all(r.healthy for r in rows) else 1)
+    rows = [{"service": r.name, "address": r.address, "pid": r.pid, "healthy": r.healthy} for r in Stack(s).status()]
+    milvus = {"service": "milvus", "address": f"Milvus Lite file {s.milvus_uri}", "pid": None, "healthy": None}
+    if as_json:
+        print_json({"services": [*rows, {**milvus, "embedded": True}]})
+    else:
+        shown = table("service", "address", "pid", "healthy")
+        for row in rows:
+            shown.add_row(row["service"], row["address"], str(row["pid"] or "-"),
+                          "yes" if row["healthy"] else "[red]no[/red]")
+        shown.add_row(milvus["service"], milvus["address"], "-", "embedded")
+        out.print(shown)
+    raise typer.Exit(0 if all(r["healthy"] for r in rows) else 1)
 
 
 @stack_app.command("logs")
 def stack_logs(service: Annotated[str, typer.Argument(help="kafka | elasticsearch | redis")],
-               lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 40) -> None:
+               lines: Annotated[int, typer.Option("-n", min=1, help="How many lines.")] = 40) -> None:
     """Print the last lines of a service's log."""
     from prodcat.stack import Stack
 
@@ -92,16 +121,27 @@ def topics() -> None:
     """Create prodcat's Kafka topics with the configured partitions (idempotent)."""
     from streams.topics import ensure_topics
 
-    created = ensure_topics(settings())
+    s = settings()
+    connect_admin(s)  # Kafka down: one line in seconds, naming PRODCAT_KAFKA_BROKERS
+    created = ensure_topics(s)
     out.print(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
 @app.command()
-def worker(loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "info") -> None:
+def worker(loglevel: Annotated[str, typer.Option(help="Faust log level: " + ", ".join(LOG_LEVELS) + ".")] = "info",
+           ) -> None:
     """Run a classifier worker (Faust) until stopped; start several for more throughput."""
     from streams.worker import run_worker
 
-    run_worker(settings(), loglevel=loglevel)
+    if loglevel.lower() not in LOG_LEVELS:
+        raise ConfigError(f"--loglevel: expected one of {', '.join(LOG_LEVELS)}, received {loglevel!r}")
+    s = settings()
+    # the services the worker cannot start without, checked first so a down one is one line
+    connect_admin(s)
+    elasticsearch_client(s).close()
+    if s.skip_unchanged or s.embed_images:
+        redis_client(s).close()
+    run_worker(s, loglevel=loglevel.lower())
 
 
 @app.command()
@@ -118,41 +158,64 @@ def feed(
 
     if not file.exists():
         raise ProdcatError(f"catalogue file {file} does not exist")
+    s = settings()
+    events = iter(catalogue_events(file, preset, noise=noise, limit=limit, seed=seed))
+    first = next(events, None)  # reads the preset and the first line before Kafka is reached
+    if first is None:
+        raise DataError(f"no product in {file} (preset {preset!r}); nothing to send")
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"feeding {file.name}", total=limit)
-        sent = publish(settings(), catalogue_events(file, preset, noise=noise, limit=limit, seed=seed),
-                       on_sent=lambda n: progress.advance(task, n))
-    out.print(f"sent {sent} events to {settings().topic_raw}")
+        sent = publish(s, chain([first], events), on_sent=lambda n: progress.advance(task, n))
+    out.print(f"sent {sent} events to {s.topic_raw}")
 
 
 @app.command()
-def lag(group: Annotated[Optional[str], typer.Option(help="Consumer group (default: the worker's).")] = None) -> None:
+def lag(group: Annotated[Optional[str], typer.Option(help="Consumer group (default: the worker's).")] = None,
+        as_json: JsonOpt = False) -> None:
     """Consumer lag per partition of products.raw, from the broker: end offset minus committed offset."""
     from streams.lag import consumer_lag
 
     s = settings()
-    rows = consumer_lag(s, group or s.consumer_group, [s.topic_raw])
-    table = Table("topic", "partition", "end offset", "committed", "lag", title=f"group {group or s.consumer_group}")
+    group = group or s.consumer_group
+    rows = consumer_lag(s, group, [s.topic_raw])
+    total = sum(r.lag for r in rows)
+    if as_json:
+        print_json({"group": group, "total_lag": total, "partitions": [
+            {"topic": r.topic, "partition": r.partition, "end_offset": r.end_offset, "committed": r.committed,
+             "lag": r.lag} for r in rows]})
+        return
+    shown = table("topic", "partition", "end offset", "committed", "lag", title=f"group {group}")
     for row in rows:
-        table.add_row(row.topic, str(row.partition), str(row.end_offset),
+        shown.add_row(row.topic, str(row.partition), str(row.end_offset),
                       "-" if row.committed is None else str(row.committed), str(row.lag))
-    table.add_row("total", "", "", "", str(sum(r.lag for r in rows)))
-    out.print(table)
+    shown.add_row("total", "", "", "", str(total))
+    out.print(shown)
 
 
 @app.command()
-def categories(top: Annotated[int, typer.Option(help="How many categories.")] = 20) -> None:
+def categories(top: Annotated[int, typer.Option(min=1, help="How many categories.")] = 20,
+               as_json: JsonOpt = False) -> None:
     """Category counts of the products in Elasticsearch."""
-    from elasticsearch import Elasticsearch
-
     s = settings()
-    es = Elasticsearch(**s.es_client_kwargs())
-    res = es.search(index=s.es_index_products, size=0, track_total_hits=True,
-                    aggs={"c": {"terms": {"field": "category_names", "size": top}}})
-    table = Table("category", "products", title=f"{res['hits']['total']['value']} products in {s.es_index_products}")
-    for bucket in res["aggregations"]["c"]["buckets"]:
-        table.add_row(bucket["key"], str(bucket["doc_count"]))
-    out.print(table)
+    es = elasticsearch_client(s)
+    try:
+        res = es.search(index=s.es_index_products, size=0, track_total_hits=True,
+                        aggs={"c": {"terms": {"field": "category_names", "size": top}}})
+    except NotFoundError:
+        raise DataError(f"Elasticsearch at {s.es_url} has no index {s.es_index_products!r} "
+                        "(PRODCAT_ES_INDEX_PRODUCTS); run a worker and feed products first") from None
+    finally:
+        es.close()
+    total = res["hits"]["total"]["value"]
+    buckets = res["aggregations"]["c"]["buckets"]
+    if as_json:
+        print_json({"index": s.es_index_products, "products": total,
+                    "categories": [{"category": b["key"], "products": b["doc_count"]} for b in buckets]})
+        return
+    shown = table("category", "products", title=f"{total} products in {s.es_index_products}")
+    for bucket in buckets:
+        shown.add_row(bucket["key"], str(bucket["doc_count"]))
+    out.print(shown)
 
 
 # --- retraining -----------------------------------------------------------------------------
@@ -164,20 +227,35 @@ def retrain(
     min_gain: Annotated[float, typer.Option(help="Gate: how much the candidate must beat the current model.")] = 0.0,
 ) -> None:
     """Retrain on rule + human labels; promote only if better on the human-labelled holdout."""
+    from models.members import MEMBERS
     from retrain.job import GatePolicy
     from retrain.service import retrain_once
     from retrain.service import watch as watch_loop
 
-    kwargs = {"policy": GatePolicy(min_gain=min_gain), "members": tuple(members.split(",")), "folds": folds}
+    names = tuple(m.strip() for m in members.split(",") if m.strip())
+    if not names or any(m not in MEMBERS for m in names):
+        raise ConfigError(f"--members: expected some of {', '.join(sorted(MEMBERS))}, received {members!r}")
+    s = settings()
+    connect_admin(s)  # the promoted model's announcement
+    elasticsearch_client(s).close()  # labels and products
+    redis_client(s).close()  # the retrain lock
+    kwargs = {"policy": GatePolicy(min_gain=min_gain), "members": names, "folds": folds}
     if watch:
-        watch_loop(settings(), **kwargs)
+        watch_loop(s, **kwargs)
         return
-    report = retrain_once(settings(), **kwargs)
+    report = retrain_once(s, **kwargs)
     out.print(f"{'[green]promoted[/green]' if report.promoted else 'not promoted'} "
               f"{report.candidate_version or ''}: {report.reason}")
 
 
 # --- rules -----------------------------------------------------------------------------------
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot write the {what} to {path} ({exc.strerror}); pass a writable path") from None
+
+
 @rules_app.command("generate")
 def rules_generate(
     catalogue: Annotated[Path, typer.Argument(help="Catalogue whose category paths form the taxonomy.")],
@@ -188,15 +266,29 @@ def rules_generate(
 ) -> None:
     """Derive a taxonomy and a starter rule set (category name -> title words) from a catalogue."""
     from prodcat.catalogue import read_catalogue, true_category_path
+    from prodcat.errors import InvalidRecord
     from prodcat.record import parse_record
     from prodcat.rules import generate_rules
     from prodcat.taxonomy import Taxonomy
 
-    paths = list(filter(None, (true_category_path(parse_record(raw)) for raw in read_catalogue(catalogue, preset))))
+    paths = []
+    for raw in read_catalogue(catalogue, preset):
+        try:
+            path = true_category_path(parse_record(raw))
+        except InvalidRecord:
+            continue  # the stream would dead-letter it; it names no category either way
+        if path:
+            paths.append(path)
+    if not paths:
+        raise DataError(f"no product with a category path in {catalogue} (preset {preset!r}); "
+                        "expected a catalogue whose category field holds paths like 'Shoes > Sneakers'")
     taxonomy = Taxonomy.from_paths(paths, max_depth=max_depth)
-    taxonomy_out.write_text(taxonomy.to_json())
     ruleset = generate_rules(taxonomy)
-    ruleset.save(rules_out)
+    _write(taxonomy_out, taxonomy.to_json(), "taxonomy")
+    try:
+        ruleset.save(rules_out)
+    except OSError as exc:
+        raise DataError(f"cannot write the rules to {rules_out} ({exc.strerror}); pass a writable path") from None
     out.print(f"{len(taxonomy)} categories -> {taxonomy_out}; {len(ruleset)} rules -> {rules_out}")
 
 
@@ -204,7 +296,7 @@ def rules_generate(
 @app.command()
 def demo(
     file: Annotated[Optional[Path], typer.Option(help="Catalogue to replay (default: the shipped sample).")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the worker.")] = 180.0,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait for the worker.")] = 180.0,
 ) -> None:
     """Start the stack and a worker, replay a sample feed, print category counts from Elasticsearch."""
     from elasticsearch import Elasticsearch
@@ -213,11 +305,15 @@ def demo(
     from prodcat.stack import Stack
     from streams.topics import ensure_topics
 
+    file = file or SAMPLE_FEED
+    if not file.is_file():
+        raise DataError(f"catalogue file {file} does not exist; pass --file with an existing catalogue")
     s = settings()
     Stack(s).up(on_event=out.print)
     ensure_topics(s)
-    file = file or SAMPLE_FEED
     sent = publish(s, catalogue_events(file, "auto", noise=0.3, seed=1))
+    if not sent:
+        raise DataError(f"no product in {file}; nothing to categorise")
     out.print(f"sent {sent} events from {file}")
     log = (s.state_dir / "run" / "demo-worker.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "prodcat", "worker", "--loglevel", "warning"],
@@ -253,17 +349,31 @@ app.command("predict")(model_predict)
 app.command("label-ui")(label_ui)
 
 
+def _usage_message(exc: Exception) -> str:
+    """A click usage error on one line: the problem, then where the command's help is."""
+    message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]  # both clicks' ClickException
+    ctx = getattr(exc, "ctx", None)
+    return f"{message} (see '{ctx.command_path} --help')" if ctx is not None else message
+
+
+def run(args: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``args`` (default: the command line); the exit code. The one place errors become lines."""
+    try:
+        code = app(args=list(sys.argv[1:] if args is None else args), prog_name="prodcat", standalone_mode=False)
+    except USAGE_ERRORS as exc:
+        # `prodcat stack` alone: typer has printed the help already (the class is not public; typer checks the name too)
+        if type(exc).__name__ != "NoArgsIsHelpError":
+            err.print(f"[red]error:[/red] {escape(_usage_message(exc))}", highlight=False)
+        return int(getattr(exc, "exit_code", 2))
+    except ABORTS:
+        err.print("aborted", highlight=False)
+        return 130
+    except ProdcatError as exc:
+        err.print(f"[red]error:[/red] {escape(' '.join(str(exc).split()))}", highlight=False)
+        return 2
+    return code if isinstance(code, int) else 0  # non-standalone click returns the code of a typer.Exit
+
+
 def main() -> None:
     """Entry point: user mistakes print one line and exit non-zero, never a traceback."""
-    try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except ProdcatError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+    sys.exit(run())
