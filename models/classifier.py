@@ -14,8 +14,9 @@ Per product, :meth:`Classifier.predict_batch` returns a
 * ``uncertainty``: :meth:`Thresholds.uncertainty` (1 = a probability on its threshold);
 * ``disagreement``: vote entropy of the members' own decisions (:func:`models.ensemble.disagreement`).
 
-A record that breaks featurisation is scored as an empty record (and logged), never failing the
-batch; a batch where even that fails gets empty categorisations.
+A record that breaks featurisation or a member raises: there is no "no category" fallback. The
+stream's error policy (``streams/policy.py``) finds the records a failure belongs to and
+dead-letters them with stage ``model``.
 """
 
 from __future__ import annotations
@@ -106,23 +107,8 @@ class Classifier(Categoriser):
         return out
 
     def _transform(self, records: Sequence[ProductRecord], images: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Featurise; records that fail on their own are featurised as empty records (logged)."""
-        try:
-            return self.featuriser.transform(records, images)
-        except Exception:  # noqa: BLE001 - find the bad record(s) below
-            log.warning("featurising a batch of %d failed; retrying record by record", len(records))
-        parts: list[dict[str, np.ndarray]] = []
-        for i, record in enumerate(records):
-            image = None if images is None else images[i:i + 1]
-            try:
-                parts.append(self.featuriser.transform([record], image))
-            except Exception:  # noqa: BLE001 - one odd record must not stop the stream
-                log.exception("featurising record %r failed; scoring it as an empty record",
-                              getattr(record, "id", None))
-                empty_image = None if images is None else np.full((1, images.shape[1]), np.nan, np.float32)
-                parts.append(self.featuriser.transform([ProductRecord(id=str(getattr(record, "id", "?")))],
-                                                       empty_image))
-        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        """Featurise (a failure raises: the stream's error policy finds the record it belongs to)."""
+        return self.featuriser.transform(records, images)
 
     def features(self, records: Sequence[ProductRecord], image_vectors: ImageInput = None) -> dict[str, np.ndarray]:
         """The featuriser's arrays for ``records`` (image vectors by product id or as an n x dim matrix)."""
@@ -163,13 +149,11 @@ class Classifier(Categoriser):
         records = list(records)
         if not records:
             return []
-        try:
-            x = self.features(records, image_vectors)
-            member_probs = self._member_probs(x)
-            probs = self.combiner.predict_proba(list(member_probs))
-        except Exception:  # noqa: BLE001 - the stream must keep going; the products get no categories
-            log.exception("the model failed on a batch of %d records; returning no categories", len(records))
-            return [Categorisation(categories=[], uncertainty=1.0) for _ in records]
+        # no fallback here: a model failure must never look like "no category" (the stream
+        # dead-letters the records it fails on, see streams/policy.py)
+        x = self.features(records, image_vectors)
+        member_probs = self._member_probs(x)
+        probs = self.combiner.predict_proba(list(member_probs))
         decided = self.thresholds.decide(probs)
         uncertainty = self.thresholds.uncertainty(probs)
         try:

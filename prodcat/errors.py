@@ -14,8 +14,9 @@ class Stage(StrEnum):
     DOCUMENT = "document"
     ELASTICSEARCH = "elasticsearch"
     MILVUS = "milvus"
+    LABELLING = "labelling"  # the labelling-request gate (Redis)
     KAFKA = "kafka"
-    LABELS = "labels"
+    LABELS = "labels"  # human labels coming in on labelling.labels
 
 
 class ProdcatError(Exception):

@@ -27,7 +27,6 @@ contains: thousands of rules cost about as much as a dozen.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -55,7 +54,6 @@ __all__ = [
     "generate_rules",
 ]
 
-log = logging.getLogger(__name__)
 
 FieldName = Literal["title", "description", "brand", "category", "gender", "size", "retailer", "network"]
 _KINDS = ("word", "phrase", "any_words", "regex", "equals")
@@ -538,16 +536,8 @@ class RuleCategoriser(Categoriser):
 
     def categorise_batch(self, records: Sequence[ProductRecord],
                          image_vectors: Mapping[str, np.ndarray] | None = None) -> list[Categorisation]:
-        """Categorise each record (rules read text only); one that breaks a rule gets no categories."""
-        out: list[Categorisation] = []
-        for record in records:
-            try:
-                out.append(self.categorise(record))
-            except Exception:  # noqa: BLE001 - one odd record must not stop the stream
-                log.exception("rules failed on record %r; returning no categories",
-                              getattr(record, "id", None))
-                out.append(Categorisation(categories=[], explanation={}, uncertainty=None))
-        return out
+        """Categorise each record (rules read text only); a failure raises, never "no category"."""
+        return [self.categorise(record) for record in records]
 
 
 # --------------------------------------------------------------------------------------------

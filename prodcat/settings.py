@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     # --- worker ------------------------------------------------------------------------------
     web_port: int = Field(6066, ge=1, le=65535)
     web_host: str = "127.0.0.1"
+    web_token: SecretStr | None = Field(None, description="required for /metrics and /health off loopback")
     batch_size: int = Field(256, ge=1)
     batch_within_s: float = Field(0.5, gt=0)
     # batches handled at once: with 2, batch N+1 is taken and categorised while batch N is written
@@ -106,6 +107,19 @@ class Settings(BaseSettings):
     es_version: str = "8.14.3"
     es_heap: str = "1g"
     kafka_heap: str = "512m"
+
+    # --- consumer group: how soon a restarted worker consumes (benchmarks/results/recovery.md) ---
+    # A killed worker's partitions stay with it until its session expires: 8 s, not Faust's 60 s, so
+    # a restart consumes at most ~8 s after the kill (the broker's group.min.session.timeout.ms, 6 s
+    # by default, is the floor). Faust's consumer sends heartbeats from its own thread: a long batch
+    # on the main loop does not hold them up.
+    kafka_session_timeout_s: float = Field(8.0, ge=6, le=90)
+    kafka_heartbeat_interval_s: float = Field(1.0, gt=0, le=10, description="well under the session timeout (1/3 at most)")
+    # Static group membership (Kafka's group.instance.id): a name for this worker, the same across
+    # its restarts; a restart under the same id gets its partitions back without a rebalance. The
+    # web address is appended (`id@host:port`): Faust's assignor refuses an assignment made for
+    # another address, and two workers on one machine (different ports) never share an id.
+    worker_instance_id: str | None = Field(None, description="static membership; unset or empty = dynamic")
 
     @classmethod
     def load(cls) -> Settings:

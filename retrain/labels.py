@@ -26,8 +26,6 @@ from typing import Annotated, Any, TypeVar
 
 from elasticsearch import AsyncElasticsearch, helpers
 from elasticsearch.exceptions import ApiError
-from elasticsearch.exceptions import ConnectionError as ESConnectionError
-from elasticsearch.exceptions import TransportError
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, ValidationInfo,
                       field_validator)
 
@@ -35,6 +33,7 @@ from prodcat.cleaning import parse_datetime, split_category_path
 from prodcat.errors import InvalidRecord
 from prodcat.taxonomy import Taxonomy
 from retrain.resolution import Conflict, ProductLabels, find_conflicts, resolve, tally
+from streams.policy import is_outage
 from streams.sinks.elastic import Document, ElasticSink
 
 __all__ = ["LABELS_MAPPING", "HumanLabel", "LabelStore", "WriteResult", "parse_label"]
@@ -152,18 +151,11 @@ class WriteResult:
     failed: dict[str, str] = field(default_factory=dict)  # doc id -> reason (dead-letter these too)
 
 
-def _is_outage(exc: Exception) -> bool:
-    """Worth retrying: Elasticsearch unreachable, overloaded (429) or failing (5xx); else a bug."""
-    if isinstance(exc, ApiError):
-        return exc.meta.status >= 500 or exc.meta.status == 429
-    return isinstance(exc, (ESConnectionError, TransportError, OSError, asyncio.TimeoutError))
-
-
 class LabelStore:
     """The ``labels`` index: one document per (product, category, labeller), last decision wins.
 
-    Writes go through :class:`~streams.sinks.elastic.ElasticSink` (bulk, external_gte versions,
-    back off and retry forever on an outage); reads retry the same way.
+    Writes go through :class:`~streams.sinks.elastic.ElasticSink` (bulk, external_gte versions);
+    writes and reads back off and retry forever on an outage.
     """
 
     def __init__(self, client: AsyncElasticsearch, index: str = "labels", products_index: str = "products",
@@ -172,7 +164,7 @@ class LabelStore:
         self.index = index
         self.products_index = products_index
         self.max_backoff_s = max_backoff_s
-        self._sink = ElasticSink(client, index, max_backoff_s=max_backoff_s)
+        self._sink = ElasticSink(client, index)
 
     async def ensure_index(self) -> None:
         """Create the index with its mapping, or add new fields to an existing one."""
@@ -192,7 +184,7 @@ class LabelStore:
             try:
                 return await call()
             except Exception as exc:
-                if not _is_outage(exc):
+                if not is_outage(exc):
                     raise
                 log.warning("Elasticsearch %s failed (%s); retrying in %.1fs", what, exc, delay)
                 await asyncio.sleep(delay)
@@ -221,8 +213,9 @@ class LabelStore:
                 for label in labels if label.product_id in known]
         if not docs:
             return WriteResult(0, 0, unknown)
-        result = await self._sink.write(docs)
-        return WriteResult(result.written, result.stale, unknown, result.failed)
+        result = await self._retrying("bulk", lambda: self._sink.write(docs))
+        failed = {docs[i].id: reason for i, reason in result.failed.items()}
+        return WriteResult(len(docs) - len(result.stale) - len(failed), len(result.stale), unknown, failed)
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The Faust app, top to bottom: topics, the classifier agent, the model watcher, the web pages.
 
-raw bytes -> BatchProcessor (parse, skip unchanged, images, categorise, sinks) -> ack.
+raw bytes -> BatchScheduler -> BatchProcessor (parse, skip unchanged, images, categorise, sinks) -> ack.
 Events are acked (so their offsets committed) only after every sink acknowledged them: a
 crash replays the batch, and the idempotent sinks make the replay harmless.
 """
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
@@ -23,17 +22,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from prodcat.categoriser import Categoriser
-from prodcat.errors import InvalidRecord
 from prodcat.rules import RuleSet
 from prodcat.settings import Settings
-from retrain.labels import LabelStore, parse_label
+from prodcat.web import access_middleware
+from retrain.labels import LabelStore
 from streams.dedup import UnchangedFilter
+from streams.label_intake import LabelIntake
 from streams.labelling import LabellingGate, LabellingPolicy
 from streams.lag import consumer_lag
 from streams.metrics import WorkerMetrics
 from streams.model_updates import Announcement, AnnouncementReader
 from streams.pipeline import RawEvent
-from streams.processor import BatchProcessor, CategoriserSlot, ImageSink, ImageStage, Topics
+from streams.policy import ErrorPolicy, Health
+from streams.processor import BatchProcessor, CategoriserSlot, ImageSink, ImageStage, Prepared, Topics
+from streams.scheduler import BatchScheduler
 from streams.sinks.elastic import ElasticSink
 from streams.sinks.kafka import KafkaSink
 
@@ -58,6 +60,24 @@ async def _reachable(check) -> bool:
         return False
 
 
+def raw_event(event: faust.EventT) -> RawEvent:
+    """What the pipeline keeps of a Faust event: bytes, key and where it came from."""
+    return RawEvent(event.value, event.key, event.message.topic, event.message.partition, event.message.offset)
+
+
+class _Converted:
+    """The processor as the scheduler's handler, taking Faust events."""
+
+    def __init__(self, processor: BatchProcessor) -> None:
+        self.processor = processor
+
+    async def prepare(self, events: Sequence[faust.EventT]) -> Prepared:
+        return await self.processor.prepare([raw_event(e) for e in events])
+
+    async def deliver(self, prepared: Prepared) -> None:
+        await self.processor.deliver(prepared)
+
+
 def create_app(settings: Settings, categoriser: Categoriser, *,
                load_model: Callable[[Announcement], Categoriser] | None = None,
                images: ImageStage | None = None, image_sink: ImageSink | None = None,
@@ -71,11 +91,21 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         store="memory://",
         datadir=str(datadir),
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
         web_port=settings.web_port,
+        web_application_options={"middlewares": [access_middleware(
+            settings.web_host, settings.web_token.get_secret_value() if settings.web_token else None,
+            service="the worker's /metrics and /health", token_hint="set PRODCAT_WEB_TOKEN")]},
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # a killed worker's partitions wait for its session to expire: short, so a restart consumes soon
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        # static membership when configured; the address keeps the id and Faust's assignment together
+        consumer_group_instance_id=(f"{settings.worker_instance_id}@{settings.web_host}:{settings.web_port}"
+                                    if settings.worker_instance_id else None),
         # on shutdown do not wait for unacked events (a batch stuck on a sink would block it forever):
         # they are simply consumed again by the next worker
         stream_wait_empty=False,
@@ -85,6 +115,8 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     labels_topic = app.topic(settings.topic_labels, **raw)
 
     metrics = WorkerMetrics()
+    health = Health()
+    policy = ErrorPolicy(health)
     # orjson: bulk bodies are encoded on the event loop, which every stage of the worker shares
     es = AsyncElasticsearch(**settings.es_client_kwargs(), serializer=OrjsonSerializer())
     redis = Redis.from_url(settings.redis_url, **settings.redis_kwargs())
@@ -92,10 +124,10 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     kafka = KafkaSink(settings.kafka_client_config())  # outputs: categorised, label requests, dead letters
     slot = CategoriserSlot(categoriser)
     metrics.model.info({"version": categoriser.version})
-    policy = LabellingPolicy(settings.labelling_uncertainty_min, settings.labelling_disagreement_min,
-                             settings.labelling_window_s, settings.labelling_max_per_day)
+    labelling = LabellingPolicy(settings.labelling_uncertainty_min, settings.labelling_disagreement_min,
+                                settings.labelling_window_s, settings.labelling_max_per_day)
     processor = BatchProcessor(
-        slot=slot, elastic=elastic, kafka=kafka,
+        slot=slot, elastic=elastic, kafka=kafka, policy=policy,
         topics=Topics(settings.topic_categorised, settings.topic_deadletter, settings.topic_label_requests),
         # one thread: the model holds the CPU anyway, and batches stay in order
         cpu=ThreadPoolExecutor(max_workers=1, thread_name_prefix="categorise"),
@@ -104,88 +136,42 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         unchanged=UnchangedFilter(redis, settings.unchanged_ttl_s, namespace=f"prodcat:seen:{settings.es_index_products}")
         if settings.skip_unchanged else None,
         images=images, image_sink=image_sink,
-        labelling=LabellingGate(redis, policy), labelling_policy=policy, rules=rules,
+        labelling=LabellingGate(redis, labelling), labelling_policy=labelling, rules=rules,
     )
-    label_store = LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products)
+    label_intake = LabelIntake(LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products),
+                               kafka, policy, settings.topic_deadletter)
     index_ready = asyncio.Event()
 
     @app.task
     async def create_indices() -> None:
         await elastic.ensure_index()
-        await label_store.ensure_index()
+        await label_intake.store.ensure_index()
         index_ready.set()
+
+    async def before_batch(events) -> None:
+        await index_ready.wait()
+        metrics.events_in.labels(events[0].message.topic).inc(len(events))
 
     # an unexpected error stops the worker (its batch is not acked, so it replays on restart)
     # instead of leaving a dead agent holding its partitions
     @app.agent(products_raw, supervisor_strategy=CrashingSupervisor)
     async def classify(stream: faust.StreamT) -> None:
-        # Each batch is handled by its own task, so this loop returns to Faust at once and the next
-        # batch fills while the current one is categorised (Faust's take buffers nothing while the
-        # loop body runs). Up to batches_in_flight tasks: prepares run one at a time in offset order
-        # (the CPU work is serial anyway); each delivery waits for the one before it, so sinks see
-        # batches and acks happen in offset order. A failed task fails every later one and is
-        # re-raised here at once, which stops the worker (its events are not acked: they replay).
-        in_flight: deque[asyncio.Task] = deque()
-        preparing = asyncio.Lock()  # FIFO: batches are prepared in the order they were taken
-        failed: asyncio.Future = asyncio.get_running_loop().create_future()
-
-        def watch(task: asyncio.Task) -> None:  # a failure must stop the worker now, not at the next batch
-            if not task.cancelled() and task.exception() is not None and not failed.done():
-                failed.set_exception(task.exception())
-
-        async def handle(events, previous: asyncio.Task | None) -> None:
-            async with preparing:
-                prepared = await processor.prepare([RawEvent(e.value, e.key, e.message.topic, e.message.partition,
-                                                             e.message.offset) for e in events])
-            if previous is not None:
-                await previous
-            await processor.deliver(prepared)
+        async def ack(events) -> None:
             for event in events:
                 await stream.ack(event)
 
-        batches = aiter(stream.noack_take(settings.batch_size, within=settings.batch_within_s))
-        while True:
-            taken = asyncio.ensure_future(anext(batches))
-            await asyncio.wait([taken, failed], return_when=asyncio.FIRST_COMPLETED)
-            if failed.done():
-                taken.cancel()
-                failed.result()  # raises: the agent (and with it the worker) stops
-            try:
-                events = taken.result()
-            except StopAsyncIteration:  # the stream ended (the worker is stopping)
-                return
-            await index_ready.wait()
-            metrics.events_in.labels(settings.topic_raw).inc(len(events))
-            while in_flight and (in_flight[0].done() or len(in_flight) >= settings.batches_in_flight):
-                await in_flight.popleft()
-            task = asyncio.ensure_future(handle(events, in_flight[-1] if in_flight else None))
-            task.add_done_callback(watch)
-            in_flight.append(task)
+        scheduler = BatchScheduler(_Converted(processor), ack, in_flight=settings.batches_in_flight,
+                                   before_batch=before_batch)
+        await scheduler.run(stream.noack_take(settings.batch_size, within=settings.batch_within_s))
 
     @app.agent(labels_topic, supervisor_strategy=CrashingSupervisor)
     async def store_labels(stream: faust.StreamT) -> None:
         """labelling.labels -> the label store; bad or unknown-product labels -> dead letters."""
         async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
-            await index_ready.wait()
-            taxonomy = slot.current.taxonomy
-            good, rejected = [], []
-            for e in events:
-                event = RawEvent(e.value, e.key, e.message.topic, e.message.partition, e.message.offset)
-                try:
-                    good.append((event, parse_label(e.value, taxonomy, key=e.key)))
-                except InvalidRecord as exc:
-                    rejected.append(event.reject(exc.stage, exc.reason))
-            result = await label_store.write([label for _, label in good])
-            unknown = set(result.unknown_products)
-            rejected += [event.reject("validate", f"unknown product {label.product_id}")
-                         for event, label in good if label.product_id in unknown]
-            rejected += [event.reject("sink", result.failed[label.doc_id])
-                         for event, label in good if label.doc_id in result.failed]
-            await kafka.send_many([(settings.topic_deadletter, r.key.encode() if r.key else None,
-                                    r.model_dump_json().encode()) for r in rejected])
-            for r in rejected:
-                metrics.deadletters.labels(r.stage).inc()
-            metrics.events_in.labels(settings.topic_labels).inc(len(events))
+            await before_batch(events)
+            dead = await label_intake.write([raw_event(e) for e in events], slot.current.taxonomy)
+            for d in dead:
+                metrics.deadletters.labels(str(d.stage)).inc()
             for event in events:
                 await stream.ack(event)
 
@@ -217,13 +203,14 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         return bool(await asyncio.get_running_loop().run_in_executor(None, lambda: admin.list_topics(timeout=4)))
 
     @app.page("/health")
-    async def health(_self, request):
+    async def health_page(_self, request):
         checks = {"model": slot.current.version, "elasticsearch": await _reachable(es.ping()),
                   "redis": await _reachable(redis.ping()), "kafka": await _reachable(kafka_alive())}
         if image_sink is not None:
             checks["milvus"] = await _reachable(image_sink.ping())
-        ready = all(checks.values())
-        return _self.json({"ready": ready, **checks}, status=200 if ready else 503)
+        # a stage waiting out an outage is not ready even if a ping gets through now
+        ready = all(checks.values()) and health.ready
+        return _self.json({"ready": ready, **checks, "waiting": dict(health.waiting)}, status=200 if ready else 503)
 
     @app.on_before_shutdown.connect
     async def close_clients(_app, **_kwargs) -> None:

@@ -1,31 +1,78 @@
-"""The dead-letter message: the original bytes of a rejected event and why it was rejected."""
+"""The dead-letter message, after Kafka Connect's convention: the original key and bytes, why in headers.
+
+The value is the rejected event's bytes unchanged (never re-encoded), so a dead letter always
+fits where its original did and anyone can replay it as it was; stage, reason, source
+topic/partition/offset and time travel as headers.
+"""
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pydantic import BaseModel, Field
+from prodcat.errors import Stage
+from streams.policy import ErrorPolicy
+from streams.sinks.base import Message, Sink
+
+# header names (prefixed like Connect's __connect.errors.* so tools can tell them from the feed's own)
+STAGE, REASON, TOPIC, PARTITION, OFFSET, TIME = (f"prodcat.errors.{name}" for name in
+                                                  ("stage", "reason", "topic", "partition", "offset", "time"))
+MAX_REASON_BYTES = 2000  # a reason quotes the input at most briefly; headers count against the message size
 
 
-class DeadLetter(BaseModel):
-    """What goes to products.deadletter; ``value_b64`` lets anyone replay the exact bytes."""
+@dataclass(frozen=True)
+class DeadLetter:
+    """A rejected event: its original key and bytes, the stage that refused it and why."""
 
-    stage: str = Field(description="parse | validate | categorise | sink")
+    value: bytes
+    stage: Stage
     reason: str
-    key: str | None = None
-    value_b64: str
+    key: bytes | None = None
     source_topic: str | None = None
     partition: int | None = None
     offset: int | None = None
-    rejected_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    rejected_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def message(self, topic: str) -> Message:
+        """The products.deadletter message: original key and value, the rest in headers."""
+        headers = [(STAGE, str(self.stage).encode()),
+                   (REASON, self.reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]),
+                   (TIME, self.rejected_at.isoformat().encode())]
+        if self.source_topic is not None:
+            headers.append((TOPIC, self.source_topic.encode()))
+        if self.partition is not None:
+            headers.append((PARTITION, str(self.partition).encode()))
+        if self.offset is not None:
+            headers.append((OFFSET, str(self.offset).encode()))
+        return Message(topic, self.key, self.value, headers)
 
     @classmethod
-    def of(cls, value: bytes, *, stage: str, reason: str, key: bytes | None = None,
-           source_topic: str | None = None, partition: int | None = None, offset: int | None = None) -> DeadLetter:
-        return cls(stage=stage, reason=reason, key=key.decode("utf-8", "replace") if key is not None else None,
-                   value_b64=base64.b64encode(value).decode(), source_topic=source_topic,
-                   partition=partition, offset=offset)
+    def from_message(cls, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None) -> DeadLetter:
+        """Read a products.deadletter message back (for tools and tests)."""
+        h = {name: raw.decode("utf-8", "replace") for name, raw in headers or []}
+        return cls(value=value, key=key, stage=Stage(h[STAGE]), reason=h.get(REASON, ""),
+                   source_topic=h.get(TOPIC), partition=int(h[PARTITION]) if PARTITION in h else None,
+                   offset=int(h[OFFSET]) if OFFSET in h else None,
+                   rejected_at=datetime.fromisoformat(h[TIME]) if TIME in h else datetime.now(timezone.utc))
 
-    def original_bytes(self) -> bytes:
-        return base64.b64decode(self.value_b64)
+
+class DeadLetterRefused(RuntimeError):
+    """The dead-letter topic refused a dead letter: acking its event would lose it, so the worker stops."""
+
+
+async def send(policy: ErrorPolicy, kafka: Sink[Message], deadletter_topic: str, dead: Sequence[DeadLetter],
+               outputs: Sequence[Message] = ()) -> list[tuple[Message, str]]:
+    """Dead letters and other outputs in one write; returns the outputs the broker refused.
+
+    Raises :class:`DeadLetterRefused` if a dead letter itself was refused.
+    """
+    letters = [d.message(deadletter_topic) for d in dead]
+    written = await policy.write(Stage.KAFKA, kafka, letters + list(outputs))
+    letter_ids = {id(msg) for msg in letters}
+    lost = [reason for msg, reason in written.failed if id(msg) in letter_ids]
+    if lost:
+        raise DeadLetterRefused(f"{deadletter_topic} refused {len(lost)} dead letters ({lost[0]}); their events "
+                                "are not acked and will be consumed again: check the topic's max.message.bytes "
+                                "and the worker's access to it")
+    return [(msg, reason) for msg, reason in written.failed if id(msg) not in letter_ids]

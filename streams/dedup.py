@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 
+import orjson
 from redis.asyncio import Redis
 
 from prodcat.record import ProductRecord
@@ -15,7 +15,7 @@ def fingerprint(record: ProductRecord, model_version: str) -> str:
     """Hash of the cleaned content (all but updated_at: a re-sent unchanged product is unchanged)."""
     doc = record.to_document()
     doc.pop("updated_at", None)
-    payload = json.dumps([model_version, doc], sort_keys=True, default=str).encode()
+    payload = orjson.dumps([model_version, doc], option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 

@@ -14,8 +14,7 @@ from embedder.cache import VectorCache
 from embedder.fetch import ImageFetcher
 from embedder.index import ImageIndex, ImageVector
 from prodcat.record import ProductRecord
-from prodcat.taxonomy import Taxonomy
-from streams.pipeline import Classified
+from streams.sinks.base import WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -64,38 +63,17 @@ class ImagePipeline:
         return found
 
 
-def level_categories(item: Classified, taxonomy: Taxonomy) -> tuple[str, str]:
-    """The product's best-scoring level-2 category and its parent ("" where it has none)."""
-    scores = item.result.scores
-
-    def best(level: int) -> str:
-        ids = [c for c in item.result.categories if taxonomy.depth(c) == level]
-        return max(ids, key=lambda c: (scores.get(c, 0.0), c)) if ids else ""
-
-    level2 = best(2)
-    return (taxonomy.parent(level2) or "", level2) if level2 else (best(1), "")
-
-
 class MilvusSink:
-    """Upserts image vectors (primary key = product id: idempotent); retries through outages."""
+    """Upserts image vectors (primary key = product id: idempotent); an outage raises for the policy."""
 
-    def __init__(self, index: ImageIndex, io: Executor, max_backoff_s: float = 10.0) -> None:
-        self.index, self.io, self.max_backoff_s = index, io, max_backoff_s
+    def __init__(self, index: ImageIndex, io: Executor) -> None:
+        self.index, self.io = index, io
 
     async def ping(self) -> bool:
         await asyncio.get_running_loop().run_in_executor(self.io, self.index.count)
         return True
 
-    async def write(self, items: Sequence[tuple[Classified, np.ndarray]], taxonomy: Taxonomy, version: str) -> None:
-        if not items:
-            return
-        rows = [ImageVector(c.record.id, vec, *level_categories(c, taxonomy), version) for c, vec in items]
-        delay = 0.5
-        while True:
-            try:
-                await asyncio.get_running_loop().run_in_executor(self.io, self.index.upsert, rows)
-                return
-            except Exception as exc:  # noqa: BLE001 - pymilvus raises many kinds; all mean "not written yet"
-                log.warning("Milvus upsert failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, self.max_backoff_s)
+    async def write(self, rows: Sequence[ImageVector]) -> WriteResult:
+        if rows:
+            await asyncio.get_running_loop().run_in_executor(self.io, self.index.upsert, list(rows))
+        return WriteResult()

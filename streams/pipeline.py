@@ -5,22 +5,21 @@ Agents call these; tests call them without Kafka.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import numpy as np
 import orjson
 
-from prodcat.categoriser import Categorisation, Categoriser
-from prodcat.errors import InvalidRecord
+from prodcat.categoriser import Categorisation
+from prodcat.errors import InvalidRecord, Stage
 from prodcat.limits import InputLimits
 from prodcat.record import ProductRecord, parse_record
+from prodcat.rules import RuleSet
 from prodcat.taxonomy import Taxonomy
 from streams.deadletter import DeadLetter
-
-log = logging.getLogger(__name__)
+from streams.dedup import fingerprint
+from streams.sinks.elastic import Document
 
 
 @dataclass(frozen=True)
@@ -33,9 +32,18 @@ class RawEvent:
     partition: int | None = None
     offset: int | None = None
 
-    def reject(self, stage: str, reason: str) -> DeadLetter:
-        return DeadLetter.of(self.value, stage=stage, reason=reason, key=self.key,
-                             source_topic=self.topic, partition=self.partition, offset=self.offset)
+    def reject(self, stage: Stage, reason: str) -> DeadLetter:
+        return DeadLetter(self.value, Stage(stage), reason, key=self.key, source_topic=self.topic,
+                          partition=self.partition, offset=self.offset)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """An event that parsed: its record and the fingerprint of its content under the current model."""
+
+    event: RawEvent
+    record: ProductRecord
+    fingerprint: str
 
 
 @dataclass
@@ -45,56 +53,32 @@ class Classified:
     event: RawEvent
     record: ProductRecord
     result: Categorisation
+    fingerprint: str = ""
 
 
-@dataclass
-class BatchOutcome:
-    classified: list[Classified] = field(default_factory=list)
-    rejected: list[DeadLetter] = field(default_factory=list)
-
-
-def parse_events(events: Sequence[RawEvent], limits: InputLimits) -> tuple[list[tuple[RawEvent, ProductRecord]], list[DeadLetter]]:
-    """Parse and validate each event; a bad one becomes a dead letter, never an exception."""
-    good: list[tuple[RawEvent, ProductRecord]] = []
-    bad: list[DeadLetter] = []
+def parse_events(events: Sequence[RawEvent], limits: InputLimits, model_version: str) -> list[Parsed | InvalidRecord]:
+    """Parse and validate each event: its :class:`Parsed` record, or the :class:`InvalidRecord` why not."""
+    out: list[Parsed | InvalidRecord] = []
     for event in events:
         try:
-            good.append((event, parse_record(event.value, limits=limits)))
+            record = parse_record(event.value, limits=limits)
         except InvalidRecord as exc:
-            bad.append(event.reject(exc.stage, exc.reason))
-    return good, bad
+            out.append(exc)
+        else:
+            out.append(Parsed(event, record, fingerprint(record, model_version)))
+    return out
 
 
-def categorise(parsed: Sequence[tuple[RawEvent, ProductRecord]], categoriser: Categoriser,
-               image_vectors: Mapping[str, np.ndarray] | None = None) -> BatchOutcome:
-    """Categorise a batch; if the batch call fails, retry one by one so one bad record costs only itself."""
-    outcome = BatchOutcome()
-    if not parsed:
-        return outcome
-    records = [record for _, record in parsed]
-    try:
-        results = categoriser.categorise_batch(records, image_vectors)
-    except Exception:  # noqa: BLE001 - isolate the culprit below
-        log.exception("batch categorisation failed; retrying record by record")
-        results = []
-        for event, record in parsed:
-            try:
-                results.extend(categoriser.categorise_batch([record], image_vectors))
-            except Exception as exc:  # noqa: BLE001
-                results.append(None)
-                outcome.rejected.append(event.reject("categorise", f"{type(exc).__name__}: {exc}"))
-    for (event, record), result in zip(parsed, results, strict=True):
-        if result is not None:
-            outcome.classified.append(Classified(event, record, result))
-    return outcome
-
-
-def process_batch(events: Sequence[RawEvent], categoriser: Categoriser, limits: InputLimits) -> BatchOutcome:
-    """Parse, validate, clean and categorise a batch (CPU work: run it off the event loop)."""
-    parsed, rejected = parse_events(events, limits)
-    outcome = categorise(parsed, categoriser)
-    outcome.rejected[:0] = rejected
-    return outcome
+def newest_per_product(items: Sequence[Parsed]) -> tuple[list[Parsed], int]:
+    """Each product once, in its newest version (ties: the later offset), as Elasticsearch would keep it;
+    returns the kept items in batch order and how many older versions were dropped."""
+    newest: dict[str, int] = {}
+    for i, item in enumerate(items):
+        j = newest.get(item.record.id)
+        if j is None or updated_version(item.record) >= updated_version(items[j].record):
+            newest[item.record.id] = i
+    kept = sorted(newest.values())
+    return [items[i] for i in kept], len(items) - len(kept)
 
 
 def updated_version(record: ProductRecord) -> int:
@@ -120,6 +104,37 @@ def product_document(item: Classified, taxonomy: Taxonomy, model_version: str) -
         classified_at=datetime.now(timezone.utc).isoformat(),
     )
     return doc
+
+
+def build_documents(items: Sequence[Classified], taxonomy: Taxonomy, model_version: str, rules: RuleSet | None,
+                    limits: InputLimits) -> list[Document | InvalidRecord]:
+    """The Elasticsearch documents of a batch (with the legacy rules' labels when ``rules`` is given);
+    a document larger than ``limits.document_bytes`` is refused, not stored."""
+    labels = rules.apply_many([c.record for c in items]) if rules is not None else None
+    out: list[Document | InvalidRecord] = []
+    for i, item in enumerate(items):
+        source = product_document(item, taxonomy, model_version)
+        if labels is not None:
+            source["rule_labels"] = sorted(labels[i].labels)
+        size = len(orjson.dumps(source))
+        if size > limits.document_bytes:
+            out.append(InvalidRecord(f"document of {item.record.id!r:.80} has {size:,} bytes, more than "
+                                     f"PRODCAT_MAX_DOCUMENT_BYTES={limits.document_bytes:,}", stage=Stage.DOCUMENT))
+        else:
+            out.append(Document(item.record.id, updated_version(item.record), source))
+    return out
+
+
+def level_categories(item: Classified, taxonomy: Taxonomy) -> tuple[str, str]:
+    """The product's best-scoring level-2 category id and its parent ("" where it has none): Milvus' filter."""
+    scores = item.result.scores
+
+    def best(level: int) -> str:
+        ids = [c for c in item.result.categories if taxonomy.depth(c) == level]
+        return max(ids, key=lambda c: (scores.get(c, 0.0), c)) if ids else ""
+
+    level2 = best(2)
+    return (taxonomy.parent(level2) or "", level2) if level2 else (best(1), "")
 
 
 def categorised_message(item: Classified, taxonomy: Taxonomy, model_version: str) -> bytes:

@@ -1,41 +1,50 @@
 """One micro-batch through every stage; the agent acks its events once `deliver` has returned.
 
-:meth:`BatchProcessor.prepare`: parse -> skip unchanged -> image vectors -> categorise (CPU work in
-an executor, never on the event loop). :meth:`BatchProcessor.deliver`: sinks (Elasticsearch,
-Milvus, Kafka) -> remember what was written. Split in two so the agent can prepare batch N+1
+:meth:`BatchProcessor.prepare`: parse -> newest version per product -> skip unchanged -> image
+vectors -> categorise -> documents (CPU work in an executor, never on the event loop).
+:meth:`BatchProcessor.deliver`: Elasticsearch -> Milvus -> Kafka (results, labelling requests,
+dead letters) -> remember what was written. Split in two so the agent can prepare batch N+1
 while batch N is still being written.
+
+Every stage runs through the :class:`~streams.policy.ErrorPolicy`: an outage is waited out, a
+record that fails on its own becomes a dead letter, and the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
+from embedder.index import ImageVector
 from prodcat.categoriser import Categoriser
+from prodcat.errors import Stage
 from prodcat.limits import InputLimits
 from prodcat.record import ProductRecord
 from prodcat.rules import RuleSet
-from prodcat.taxonomy import Taxonomy
-from streams.deadletter import DeadLetter
-from streams.dedup import UnchangedFilter, fingerprint
+from streams.deadletter import DeadLetter, send
+from streams.dedup import UnchangedFilter
 from streams.labelling import LabellingGate, LabellingPolicy, candidates, request_message
 from streams.metrics import WorkerMetrics
 from streams.pipeline import (
     Classified,
+    Parsed,
     RawEvent,
-    categorise,
+    build_documents,
     categorised_message,
+    level_categories,
+    newest_per_product,
     parse_events,
-    product_document,
-    updated_version,
 )
-from streams.sinks.elastic import Document, ElasticSink
-from streams.sinks.kafka import KafkaSink
+from streams.policy import ErrorPolicy
+from streams.sinks.base import Message, Sink, WriteResult
+from streams.sinks.elastic import Document
+
+T = TypeVar("T")
 
 
 class ImageStage(Protocol):
@@ -47,7 +56,7 @@ class ImageStage(Protocol):
 class ImageSink(Protocol):
     """Writes image vectors with their level-1/2 categories (Milvus)."""
 
-    async def write(self, items: Sequence[tuple[Classified, np.ndarray]], taxonomy: Taxonomy, version: str) -> None: ...
+    async def write(self, rows: Sequence[ImageVector]) -> WriteResult: ...
 
     async def ping(self) -> bool: ...
 
@@ -75,118 +84,124 @@ class Prepared:
 
     categoriser: Categoriser
     classified: list[Classified]
-    rejected: list[DeadLetter]
-    vectors: dict[str, np.ndarray]
-    prints: list[tuple[str, str]]
     docs: list[Document]
+    dead: list[DeadLetter]
+    vectors: dict[str, np.ndarray]
     skipped: int
-
-
-@dataclass
-class BatchReport:
-    written: int = 0
-    skipped: int = 0
-    rejected: int = 0
-    label_requests: int = 0
-    model_version: str = ""
-    ids: list[str] = field(default_factory=list)
 
 
 class BatchProcessor:
     """Everything between consuming a batch and acking it; no Faust in here, so tests drive it directly."""
 
-    def __init__(self, *, slot: CategoriserSlot, elastic: ElasticSink, kafka: KafkaSink,
+    def __init__(self, *, slot: CategoriserSlot, elastic: Sink[Document], kafka: Sink[Message],
                  topics: Topics, cpu: Executor, metrics: WorkerMetrics, limits: InputLimits,
-                 unchanged: UnchangedFilter | None = None, images: ImageStage | None = None,
+                 policy: ErrorPolicy, unchanged: UnchangedFilter | None = None, images: ImageStage | None = None,
                  image_sink: ImageSink | None = None, labelling: LabellingGate | None = None,
                  labelling_policy: LabellingPolicy = LabellingPolicy(), rules: RuleSet | None = None) -> None:
-        self.slot, self.elastic, self.kafka = slot, elastic, kafka
+        self.slot, self.elastic, self.kafka, self.policy = slot, elastic, kafka, policy
         self.topics, self.cpu, self.metrics, self.limits = topics, cpu, metrics, limits
         self.unchanged, self.images, self.image_sink = unchanged, images, image_sink
         self.labelling, self.labelling_policy = labelling, labelling_policy
         # the legacy rules' labels are stored beside the model's: retraining starts from them
         self.rules = rules
 
-    async def _cpu(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
+    def _on_cpu(self, fn: Callable[..., T], *args) -> Callable[[Sequence], asyncio.Future[T]]:
+        """``fn(part, *args)`` in the CPU executor, as a stage function for the policy."""
+        loop = asyncio.get_running_loop()
+        return lambda part: loop.run_in_executor(self.cpu, fn, part, *args)
 
     async def prepare(self, events: Sequence[RawEvent]) -> Prepared:
-        """Parse, skip unchanged products, embed images and categorise; nothing is written yet."""
-        m = self.metrics
+        """Parse, keep each product's newest version, skip unchanged ones, embed images, categorise
+        and build the documents; nothing is written yet."""
+        m, p = self.metrics, self.policy
         categoriser = self.slot.current  # one model version for the whole batch
         version, taxonomy = categoriser.version, categoriser.taxonomy
         m.batch_size.observe(len(events))
 
         with m.stage("parse"):
-            parsed, rejected = await self._cpu(parse_events, events, self.limits)
-        # the same product twice in one batch: its last event wins, as it would in Elasticsearch
-        latest = {record.id: i for i, (_, record) in enumerate(parsed)}
-        skipped = len(parsed) - len(latest)
-        parsed = [parsed[i] for i in sorted(latest.values())]
-        prints = [(record.id, fingerprint(record, version)) for _, record in parsed]
-        if self.unchanged is not None:
+            parsed = await p.run(Stage.PARSE, events, self._on_cpu(parse_events, self.limits, version))
+        dead = [event.reject(Stage.PARSE, reason) for event, reason in parsed.failed]
+        dead += [event.reject(result.stage, result.reason) for event, result in parsed.ok
+                 if not isinstance(result, Parsed)]
+        items, skipped = newest_per_product([r for _, r in parsed.ok if isinstance(r, Parsed)])
+        if self.unchanged is not None and items:
             with m.stage("dedup"):
-                same = await self.unchanged.unchanged(prints)
+                same = await p.call(Stage.DEDUP, lambda: self.unchanged.unchanged([(i.record.id, i.fingerprint)
+                                                                                   for i in items]))
             skipped += sum(same)
-            parsed = [p for p, s in zip(parsed, same, strict=True) if not s]
-            prints = [p for p, s in zip(prints, same, strict=True) if not s]
+            items = [i for i, s in zip(items, same, strict=True) if not s]
 
         vectors: dict[str, np.ndarray] = {}
-        if self.images is not None and parsed:
+        if self.images is not None and items:
             with m.stage("embed"):
-                vectors = await self.images.vectors([record for _, record in parsed])
+                embedded = await p.run(Stage.IMAGES, items, self._vectors)
+            dead += [i.event.reject(Stage.IMAGES, reason) for i, reason in embedded.failed]
+            items = [i for i, _ in embedded.ok]
+            vectors = {i.record.id: v for i, v in embedded.ok if v is not None}
 
         with m.stage("model"):
-            outcome = await self._cpu(categorise, parsed, categoriser, vectors)
-        rejected += outcome.rejected
-        with m.stage("documents"):
-            docs = [Document(c.record.id, updated_version(c.record), product_document(c, taxonomy, version))
-                    for c in outcome.classified]
-            if self.rules is not None:
-                labels = await self._cpu(self.rules.apply_many, [c.record for c in outcome.classified])
-                for doc, match in zip(docs, labels, strict=True):
-                    doc.source["rule_labels"] = sorted(match.labels)
-        return Prepared(categoriser, outcome.classified, rejected, vectors, prints, docs, skipped)
+            decided = await p.run(Stage.MODEL, items, self._on_cpu(_categorise, categoriser, vectors))
+        dead += [i.event.reject(Stage.MODEL, reason) for i, reason in decided.failed]
+        classified = [Classified(i.event, i.record, result, i.fingerprint) for i, result in decided.ok]
 
-    async def deliver(self, batch: Prepared) -> BatchReport:
+        with m.stage("documents"):
+            built = await p.run(Stage.DOCUMENT, classified,
+                                self._on_cpu(build_documents, taxonomy, version, self.rules, self.limits))
+        dead += [c.event.reject(Stage.DOCUMENT, reason) for c, reason in built.failed]
+        dead += [c.event.reject(doc.stage, doc.reason) for c, doc in built.ok if not isinstance(doc, Document)]
+        kept = [(c, doc) for c, doc in built.ok if isinstance(doc, Document)]
+        return Prepared(categoriser, [c for c, _ in kept], [doc for _, doc in kept], dead, vectors, skipped)
+
+    async def _vectors(self, items: Sequence[Parsed]) -> list[np.ndarray | None]:
+        found = await self.images.vectors([i.record for i in items])
+        return [found.get(i.record.id) for i in items]
+
+    async def deliver(self, batch: Prepared) -> None:
         """Write a prepared batch to every sink; when this returns, its events may be acked."""
-        m = self.metrics
+        m, p = self.metrics, self.policy
         version, taxonomy = batch.categoriser.version, batch.categoriser.taxonomy
-        report = BatchReport(model_version=version, skipped=batch.skipped)
-        rejected, vectors, prints = list(batch.rejected), batch.vectors, batch.prints
+        dead = list(batch.dead)
+        by_id = {c.record.id: c for c in batch.classified}
         with m.stage("elasticsearch"):
-            written = await self.elastic.write(batch.docs)
-        failed = written.failed
-        rejected += [c.event.reject("sink", failed[c.record.id]) for c in batch.classified if c.record.id in failed]
-        ok = [c for c in batch.classified if c.record.id not in failed]
+            es = await p.write(Stage.ELASTICSEARCH, self.elastic, batch.docs)
+        dead += [by_id[doc.id].event.reject(Stage.ELASTICSEARCH, reason) for doc, reason in es.failed]
+        # a record Elasticsearch refused as stale is not news: it is not published anywhere
+        fresh = [by_id[doc.id] for doc in es.ok]
 
         if self.image_sink is not None:
+            rows = [ImageVector(c.record.id, batch.vectors[c.record.id], *level_categories(c, taxonomy), version)
+                    for c in fresh if c.record.id in batch.vectors]
             with m.stage("milvus"):
-                await self.image_sink.write([(c, vectors[c.record.id]) for c in ok if c.record.id in vectors],
-                                            taxonomy, version)
+                milvus = await p.write(Stage.MILVUS, self.image_sink, rows)
+            dead += [by_id[row.id].event.reject(Stage.MILVUS, reason) for row, reason in milvus.failed]
 
-        wanted = candidates(ok, self.labelling_policy) if self.labelling is not None else []
-        admitted = await self.labelling.admit(wanted) if wanted else []
+        wanted = candidates(fresh, self.labelling_policy) if self.labelling is not None else []
+        admitted = await p.call(Stage.LABELLING, lambda: self.labelling.admit(wanted)) if wanted else []
 
+        outputs = ([(c, Message(self.topics.categorised, c.record.id.encode(), categorised_message(c, taxonomy, version)))
+                    for c in fresh]
+                   + [(a.item, Message(self.topics.label_requests, a.item.record.id.encode(),
+                                       request_message(a, taxonomy, version))) for a in admitted])
         with m.stage("kafka"):
-            await self.kafka.send_many(
-                [(self.topics.deadletter, r.key.encode() if r.key else None, r.model_dump_json().encode())
-                 for r in rejected]
-                + [(self.topics.categorised, c.record.id.encode(), categorised_message(c, taxonomy, version))
-                   for c in ok]
-                + [(self.topics.label_requests, a.item.record.id.encode(), request_message(a, taxonomy, version))
-                   for a in admitted])
+            refused = await send(p, self.kafka, self.topics.deadletter, dead, [msg for _, msg in outputs])
+            owner = {id(msg): c for c, msg in outputs}
+            late = [owner[id(msg)].event.reject(Stage.KAFKA, reason) for msg, reason in refused]
+            if late:  # an output the broker refused for itself: its record becomes a dead letter too
+                await send(p, self.kafka, self.topics.deadletter, late)
+        dead += late
 
         if self.unchanged is not None:
-            done = {c.record.id for c in ok}
-            await self.unchanged.remember([p for p in prints if p[0] in done])
+            failed = {d.key for d in dead}
+            done = [(c.record.id, c.fingerprint) for c in fresh if c.record.id.encode() not in failed]
+            await p.call(Stage.DEDUP, lambda: self.unchanged.remember(done))
 
-        m.skipped.inc(report.skipped)
-        for r in rejected:
-            m.deadletters.labels(r.stage).inc()
+        m.skipped.inc(batch.skipped)
+        for d in dead:
+            m.deadletters.labels(str(d.stage)).inc()
         for a in admitted:
             m.label_requests.labels(a.reason.split(" ")[0]).inc()
-        m.events_out.labels("elasticsearch").inc(len(ok))
-        report.written, report.rejected, report.label_requests = len(ok), len(rejected), len(admitted)
-        report.ids = [c.record.id for c in ok]
-        return report
+        m.events_out.labels("elasticsearch").inc(len(fresh))
+
+
+def _categorise(items: Sequence[Parsed], categoriser: Categoriser, vectors: dict[str, np.ndarray]) -> list:
+    return categoriser.categorise_batch([i.record for i in items], vectors or None)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from elasticsearch import AsyncElasticsearch, helpers
 from elasticsearch.exceptions import ApiError
-from elasticsearch.exceptions import ConnectionError as ESConnectionError
-from elasticsearch.exceptions import TransportError
 
-log = logging.getLogger(__name__)
+from streams.policy import Outage
+from streams.sinks.base import WriteResult
 
 _KW = {"type": "keyword"}
 _OPAQUE = {"type": "object", "enabled": False}
@@ -47,25 +44,18 @@ class Document:
     source: dict
 
 
-@dataclass
-class BulkResult:
-    written: int
-    stale: int
-    failed: dict[str, str]  # product id -> reason (mapping errors and the like: dead-letter them)
-
-
 class ElasticSink:
     """Bulk upserts into the products index.
 
     Idempotent: doc id = product id. Newest wins: the version is the record's updated_at with
-    ``external_gte``, so a replay rewrites the same version and an older record is refused (409).
-    Unavailable Elasticsearch: back off and retry forever, so the agent stops acking and lag grows.
+    ``external_gte``, so a replay rewrites the same version and an older record is refused (409,
+    reported as stale). An outage (connection, 429, 5xx for the request or any document) raises,
+    and the error policy retries the whole write, which the idempotence makes harmless.
     """
 
-    def __init__(self, client: AsyncElasticsearch, index: str, max_backoff_s: float = 10.0) -> None:
+    def __init__(self, client: AsyncElasticsearch, index: str) -> None:
         self.client = client
         self.index = index
-        self.max_backoff_s = max_backoff_s
 
     async def ensure_index(self) -> None:
         """Create the index with its mapping, or add new fields to an existing one."""
@@ -84,25 +74,19 @@ class ElasticSink:
             yield {"_op_type": "index", "_index": self.index, "_id": doc.id, "version": doc.version,
                    "version_type": "external_gte", "_source": doc.source}
 
-    async def write(self, docs: Sequence[Document]) -> BulkResult:
+    async def write(self, docs: Sequence[Document]) -> WriteResult:
         """Write every document; returns only when Elasticsearch has answered for each one."""
-        delay = 0.5
-        while True:
-            try:
-                ok, errors = await helpers.async_bulk(self.client, self._actions(docs), raise_on_error=False,
-                                                      max_retries=5, initial_backoff=0.5, chunk_size=500)
-                break
-            except (ESConnectionError, TransportError, OSError, asyncio.TimeoutError, ApiError) as exc:
-                if isinstance(exc, ApiError) and exc.meta.status < 500:
-                    raise  # a request Elasticsearch will never accept: a bug, not an outage
-                log.warning("Elasticsearch bulk failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
-        stale, failed = 0, {}
+        _, errors = await helpers.async_bulk(self.client, self._actions(docs), raise_on_error=False,
+                                             max_retries=5, initial_backoff=0.5, chunk_size=500)
+        position = {doc.id: i for i, doc in enumerate(docs)}
+        stale, failed = set(), {}
         for item in errors:
             info = next(iter(item.values()))
-            if info.get("status") == 409:
-                stale += 1
+            status, i = info.get("status", 0), position[str(info.get("_id"))]
+            if status == 409:
+                stale.add(i)
+            elif status == 429 or status >= 500:  # still refused after the helper's own retries
+                raise Outage(f"Elasticsearch refused document {info.get('_id')!r:.80} with {status}")
             else:
-                failed[str(info.get("_id"))] = str(info.get("error", info))[:500]
-        return BulkResult(written=ok, stale=stale, failed=failed)
+                failed[i] = str(info.get("error", info))[:500]
+        return WriteResult(failed=failed, stale=frozenset(stale))

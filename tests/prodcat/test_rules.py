@@ -289,7 +289,8 @@ def test_rule_categoriser(tree: Taxonomy) -> None:
     assert out[1].categories == [] and out[2].categories == []
 
 
-def test_rule_categoriser_survives_a_broken_record(tree: Taxonomy) -> None:
+def test_a_broken_record_raises_instead_of_getting_no_category(tree: Taxonomy) -> None:
+    """The stream's error policy dead-letters the record; "no category" would be a silent wrong answer."""
     class Broken:
         id = "broken"
 
@@ -298,9 +299,10 @@ def test_rule_categoriser_survives_a_broken_record(tree: Taxonomy) -> None:
             raise RuntimeError("corrupt field")
 
     categoriser = RuleCategoriser(generate_rules(tree))
-    out = categoriser.categorise_batch([Broken(), record("Sports Shoes")])  # type: ignore[list-item]
-    assert out[0].categories == []
-    assert [tree.path_str(c) for c in out[1].categories] == ["Footwear", "Footwear > Sports Shoes"]
+    with pytest.raises(RuntimeError, match="corrupt field"):
+        categoriser.categorise_batch([Broken(), record("Sports Shoes")])  # type: ignore[list-item]
+    out = categoriser.categorise_batch([record("Sports Shoes")])
+    assert [tree.path_str(c) for c in out[0].categories] == ["Footwear", "Footwear > Sports Shoes"]
 
 
 def test_version_changes_with_rules(tree: Taxonomy) -> None:

@@ -14,10 +14,11 @@ from elasticsearch import ApiError, Elasticsearch
 
 from prodcat.feed import publish
 from prodcat.stack import Stack
+from streams.deadletter import DeadLetter
 from streams.lag import consumer_lag
 from streams.model_updates import Announcement, announce
 from streams.topics import ensure_topics
-from tests.helpers import free_port, health
+from tests.helpers import drain, free_port, health
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[2] / "prodcat" / "data"
@@ -136,8 +137,10 @@ def test_elasticsearch_outage_loses_nothing_and_lag_metric_matches_broker(isolat
         assert sum(r.lag for r in broker) > 0
         for row in broker:
             assert metrics[("prodcat_consumer_lag", f'partition="{row.partition}",topic="{row.topic}"')] == row.lag
-        assert health(port) == {"ready": False, "elasticsearch": False, "kafka": True, "redis": True,
-                                "model": health(port)["model"]}
+        verdict = health(port)
+        assert (verdict["ready"], verdict["elasticsearch"], verdict["kafka"], verdict["redis"]) == (False, False,
+                                                                                                   True, True)
+        assert "elasticsearch" in verdict["waiting"], verdict  # the stage waiting, and why
         time.sleep(max(0.0, 20 - (time.monotonic() - t0)))
         assert worker.proc.poll() is None, "the worker survives the outage"
     finally:
@@ -169,21 +172,53 @@ def test_two_workers_share_the_partitions(isolated, workers):
     assert sum(consumed) == 2000, "each event consumed by exactly one worker"
 
 
-def test_a_failed_delivery_stops_the_worker_and_acks_nothing(isolated, workers) -> None:
-    """An unexpected sink error (here: the broker refuses the output messages) stops the worker at
-    once, even when no further events arrive, and leaves the batch unacked so it replays."""
-    admin = AdminClient(isolated.kafka_client_config())
-    # the categorised topic accepts no message longer than 64 bytes: every output is refused
-    small = NewTopic(isolated.topic_categorised, num_partitions=isolated.topic_partitions,
-                     replication_factor=isolated.topic_replication, config={"max.message.bytes": "64"})
-    admin.create_topics([small])[isolated.topic_categorised].result(30)
+def small_topic(settings, topic: str) -> None:
+    """Create ``topic`` so that it accepts no message longer than 64 bytes."""
+    admin = AdminClient(settings.kafka_client_config())
+    small = NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication,
+                     config={"max.message.bytes": "64"})
+    admin.create_topics([small])[topic].result(30)
+
+
+def test_a_refused_dead_letter_stops_the_worker_and_acks_nothing(isolated, workers) -> None:
+    """Acking an event whose dead letter the broker refused would lose it: the worker stops at once,
+    even when no further events arrive, and leaves the batch unacked so it replays."""
+    small_topic(isolated, isolated.topic_deadletter)
     worker = workers(isolated)
-    publish(isolated, [product(i) for i in range(5)])
+    publish(isolated, [(f"b{i}".encode(), b"{not json " + b"x" * 100) for i in range(5)])
     deadline = time.monotonic() + 120
     while worker.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert worker.proc.returncode is not None, f"the worker kept running:\n{worker.log_tail()}"
     assert worker.proc.returncode != 0
-    assert "KafkaDeliveryError" in worker.log_path.read_text(errors="replace"), worker.log_tail()
+    assert "DeadLetterRefused" in worker.log_path.read_text(errors="replace"), worker.log_tail()
     lag = consumer_lag(isolated, isolated.consumer_group, [isolated.topic_raw])
     assert sum(row.lag for row in lag) == 5
+
+
+def test_an_output_the_broker_refuses_is_dead_lettered_and_the_partition_goes_on(isolated, workers) -> None:
+    small_topic(isolated, isolated.topic_categorised)  # every categorised message is refused
+    worker = workers(isolated)
+    publish(isolated, [product(i) for i in range(5)])
+    wait_until(lambda: sum(r.lag for r in consumer_lag(isolated, isolated.consumer_group,
+                                                       [isolated.topic_raw])) == 0, 120, "lag drained", worker)
+    dead = [DeadLetter.from_message(m.key(), m.value(), m.headers()) for m in drain(isolated, isolated.topic_deadletter)]
+    assert sorted(d.key for d in dead) == [f"p{i}".encode() for i in range(5)]
+    assert {d.stage for d in dead} == {"kafka"} and all("too large" in d.reason.lower() for d in dead)
+    assert worker.proc.poll() is None
+
+
+def test_worker_pages_refuse_foreign_hosts_and_need_a_token_off_loopback(isolated, workers) -> None:
+    worker = workers(isolated)
+    port = isolated.web_port
+    wait_until(lambda: health(port)["ready"], 120, "the worker to be ready", worker)
+    # DNS rebinding: a page of evil.example that resolved its name to 127.0.0.1
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Host": f"evil.example:{port}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 403
+
+    exposed = workers(isolated.model_copy(update={"web_host": "0.0.0.0", "web_port": free_port(),
+                                                   "consumer_group": f"{isolated.consumer_group}-exposed"}))
+    assert exposed.proc.wait(120) != 0, "a worker open to the network without a token must not start"
+    assert "PRODCAT_WEB_TOKEN" in exposed.log_path.read_text(errors="replace")
