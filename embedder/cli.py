@@ -9,6 +9,7 @@ Heavy imports (TensorFlow, pymilvus) stay inside the functions so ``prodcat --he
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,12 +49,25 @@ def _open_index(settings: Settings) -> ImageIndex:
     from embedder.index import ImageIndex
 
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+    # Milvus Lite logs a failed start (e.g. the file locked by another process) with a full traceback;
+    # the ConfigError below says it in one line
+    lite_log = logging.getLogger("milvus_lite")
+    previous_level = lite_log.level
+    lite_log.setLevel(logging.CRITICAL)
     try:
         with _milvus_errors(settings.milvus_uri):
             return ImageIndex(settings.milvus_uri, token=token)
     except OSError as exc:  # a Milvus Lite file in a folder that cannot be created
         raise ConfigError(f"cannot open the Milvus Lite file {settings.milvus_uri!r} ({exc.strerror}); "
                           "set PRODCAT_MILVUS_URI to a writable path or a server URI") from None
+    except ConfigError as exc:
+        if "://" in settings.milvus_uri:
+            raise
+        raise ConfigError(f"{exc}; a Milvus Lite file serves one process at a time: is a worker or "
+                          "`prodcat similar-ui` using it? Stop it, or set PRODCAT_MILVUS_URI to a Milvus server") \
+            from None
+    finally:
+        lite_log.setLevel(previous_level)
 
 
 def load_embedder(image_size: int, batch_size: int) -> Embedder:
@@ -116,17 +130,10 @@ def embed(
 
 
 def _vector_cache(settings: Settings):
-    import redis
-
     from embedder.cache import VectorCache
+    from prodcat.reachable import redis_client
 
-    client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise ProdcatError(f"Redis at {settings.redis_url} unreachable ({exc}); start it (prodcat stack up) "
-                           "or drop --cache") from None
-    return VectorCache(client)
+    return VectorCache(redis_client(settings))  # Redis down: one line naming PRODCAT_REDIS_URL
 
 
 def similar(

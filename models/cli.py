@@ -94,10 +94,11 @@ def _labels_file(path: Path, records: list[ProductRecord], taxonomy: Taxonomy) -
     return [by_id.get(str(r.id), set()) for r in records]
 
 
-def _metrics_table(title: str, rows: dict[str, dict[str, Any]]) -> Table:
-    shown = table("", *[k.replace("_", " ") for k in METRIC_KEYS], title=title)
-    for name, m in rows.items():
-        shown.add_row(name, *[f"{m[k]:.3f}" for k in METRIC_KEYS])
+def _metrics_table(title: str, columns: dict[str, dict[str, Any]]) -> Table:
+    """One row per metric, one column per model: fits 80 columns (a pipe) for the ensemble and its members."""
+    shown = table("metric", *columns, title=title)
+    for key in METRIC_KEYS:
+        shown.add_row(key.replace("_", " "), *[f"{m[key]:.3f}" for m in columns.values()])
     return shown
 
 
@@ -130,6 +131,8 @@ def train(
     if labels_path is not None and not labels_path.is_file():
         raise ConfigError(f"--labels: expected 'rules', 'truth' or an existing JSONL file, received {labels!r}")
     names = [m.strip() for m in members.split(",") if m.strip()]
+    started = time.monotonic()
+    records = _records(catalogue, preset, limit)  # a missing or empty catalogue fails before TensorFlow loads
     from models.labels import LabelWeighting, labels_from_paths
     from models.members import MEMBERS
     from models.registry import ModelRegistry
@@ -143,8 +146,6 @@ def train(
     if unknown or not names:
         raise ConfigError(f"--members: expected some of logreg, mlp, wide_deep, textcnn, gru, received {members!r}")
     config = _config(features, use_category)
-    started = time.monotonic()
-    records = _records(catalogue, preset, limit)
     paths = [true_category_path(r) for r in records]
     taxonomy = Taxonomy.from_paths(paths, max_depth=max_depth)
     support = taxonomy.support(labels_from_paths(paths, taxonomy))

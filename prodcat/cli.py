@@ -131,8 +131,6 @@ def topics() -> None:
 def worker(loglevel: Annotated[str, typer.Option(help="Faust log level: " + ", ".join(LOG_LEVELS) + ".")] = "info",
            ) -> None:
     """Run a classifier worker (Faust) until stopped; start several for more throughput."""
-    from streams.worker import run_worker
-
     if loglevel.lower() not in LOG_LEVELS:
         raise ConfigError(f"--loglevel: expected one of {', '.join(LOG_LEVELS)}, received {loglevel!r}")
     s = settings()
@@ -141,6 +139,8 @@ def worker(loglevel: Annotated[str, typer.Option(help="Faust log level: " + ", "
     elasticsearch_client(s).close()
     if s.skip_unchanged or s.embed_images:
         redis_client(s).close()
+    from streams.worker import run_worker  # Faust, and TensorFlow when images are on: after the checks
+
     run_worker(s, loglevel=loglevel.lower())
 
 
@@ -227,6 +227,11 @@ def retrain(
     min_gain: Annotated[float, typer.Option(help="Gate: how much the candidate must beat the current model.")] = 0.0,
 ) -> None:
     """Retrain on rule + human labels; promote only if better on the human-labelled holdout."""
+    s = settings()
+    connect_admin(s)  # the promoted model's announcement
+    elasticsearch_client(s).close()  # labels and products
+    redis_client(s).close()  # the retrain lock
+    # TensorFlow/Keras (the members) only once the services answered: a stopped stack fails in seconds
     from models.members import MEMBERS
     from retrain.job import GatePolicy
     from retrain.service import retrain_once
@@ -235,10 +240,6 @@ def retrain(
     names = tuple(m.strip() for m in members.split(",") if m.strip())
     if not names or any(m not in MEMBERS for m in names):
         raise ConfigError(f"--members: expected some of {', '.join(sorted(MEMBERS))}, received {members!r}")
-    s = settings()
-    connect_admin(s)  # the promoted model's announcement
-    elasticsearch_client(s).close()  # labels and products
-    redis_client(s).close()  # the retrain lock
     kwargs = {"policy": GatePolicy(min_gain=min_gain), "members": names, "folds": folds}
     if watch:
         watch_loop(s, **kwargs)
