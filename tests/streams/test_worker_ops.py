@@ -211,7 +211,13 @@ def test_an_output_the_broker_refuses_is_dead_lettered_and_the_partition_goes_on
 def test_worker_pages_refuse_foreign_hosts_and_need_a_token_off_loopback(isolated, workers) -> None:
     worker = workers(isolated)
     port = isolated.web_port
-    wait_until(lambda: health(port)["ready"], 120, "the worker to be ready", worker)
+    def ready() -> bool:
+        try:
+            return health(port)["ready"]
+        except urllib.error.URLError:  # not listening yet
+            return False
+
+    wait_until(ready, 120, "the worker to be ready", worker)
     # DNS rebinding: a page of evil.example that resolved its name to 127.0.0.1
     request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Host": f"evil.example:{port}"})
     with pytest.raises(urllib.error.HTTPError) as refused:
