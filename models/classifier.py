@@ -11,8 +11,9 @@ Per product, :meth:`Classifier.predict_batch` returns a
   most probable others (what a labeller looks at next);
 * ``explanation``: per decided category, the input tokens with the largest contribution in the
   logistic-regression member (``"title:shorts"``, ``"brand=nike"``), when that member is present;
-* ``uncertainty``: :meth:`Thresholds.uncertainty` (1 = a probability on its threshold);
-* ``disagreement``: vote entropy of the members' own decisions (:func:`models.ensemble.disagreement`).
+* ``uncertainty``: threshold uncertainty (1 = a probability on its threshold), at least
+  ``1 - max p/t`` when nothing is decided (:func:`models.signals.product_signals`);
+* ``disagreement``: vote entropy of the members' own decisions (:func:`models.signals.disagreement`).
 
 A record that breaks featurisation or a member raises: there is no "no category" fallback. The
 stream's error policy (``streams/policy.py``) finds the records a failure belongs to and
@@ -27,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from models.ensemble import Ensemble, disagreement
+from models.ensemble import Ensemble
 from models.explain import top_contributions_batch, wide_inputs, wide_matrix
 from models.featuriser import Featuriser
 from models.members.base import Member
+from models.signals import product_signals
 from models.thresholds import Thresholds
 from prodcat.categoriser import Categorisation, Categoriser
 from prodcat.errors import DataError
@@ -155,12 +157,8 @@ class Classifier(Categoriser):
         member_probs = self._member_probs(x)
         probs = self.combiner.predict_proba(list(member_probs))
         decided = self.thresholds.decide(probs)
-        uncertainty = self.thresholds.uncertainty(probs)
-        try:
-            split = disagreement(list(member_probs), self.thresholds)
-        except Exception:  # noqa: BLE001 - a secondary signal; never worth failing the batch
-            log.exception("disagreement failed")
-            split = np.full(len(records), np.nan)
+        # the same definitions the retrain service and the simulation use (models/signals.py)
+        uncertainty, split = product_signals(probs, list(member_probs), self.thresholds)
         explanations = self._explain(x, decided)
         ids = self.taxonomy.ids
         # the n_extra_scores best undecided categories of every row in one sort (stable: ties by column)

@@ -33,8 +33,8 @@ n x C`` float32, ``to_dict()`` / ``from_dict()`` (plain JSON: coefficients as li
 round-trip exactly, no pickles) and ``save(path)`` / ``load(path)`` (one JSON file).
 :func:`ensemble_from_dict` / :func:`load_ensemble` rebuild whichever kind was saved.
 
-:func:`disagreement` scores how much the members disagree per product (vote entropy or variance),
-a signal for active learning. :func:`out_of_fold` produces out-of-fold predictions for any member.
+:func:`disagreement` (defined in :mod:`models.signals`) scores how much the members disagree per
+product (vote entropy or variance), a signal for active learning. :func:`out_of_fold` produces out-of-fold predictions for any member.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from models.errors import ConfigError, DataError, NotFittedError
+from models.signals import disagreement
 from models.thresholds import Thresholds
 
 __all__ = [
@@ -486,68 +487,7 @@ def load_ensemble(path: str | Path) -> Ensemble:
 # --------------------------------------------------------------------------------------------
 
 
-def _binary_entropy(f: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -(f * np.log2(f) + (1.0 - f) * np.log2(1.0 - f))
-    return np.nan_to_num(h, nan=0.0)
-
-
-def disagreement(member_probs: Sequence[np.ndarray], thresholds: Thresholds | np.ndarray | float, *,
-                 kind: Literal["vote", "variance"] = "vote", reduce: Literal["mean", "max"] = "mean") -> np.ndarray:
-    """(n,) in [0, 1]: how much the members disagree about each product, over the categories any member predicts.
-
-    Each member's binary decisions come from ``thresholds`` (a fitted :class:`Thresholds`, whose
-    :meth:`~Thresholds.decide` also closes under ancestors, or per-category / scalar thresholds
-    applied as ``p >= t``). For every category at least one member predicts:
-
-    * ``kind="vote"``: the vote entropy of the yes/no votes of the members that answered,
-      normalised by the largest entropy that many voters can reach, so 0 = unanimous and 1 = an
-      even split (for 3 voters, 2 against 1 is the most they can disagree, and scores 1).
-    * ``kind="variance"``: the variance of those members' probabilities divided by 0.25 (the
-      largest variance of numbers in [0, 1]).
-
-    ``reduce`` averages (``"mean"``) or takes the maximum (``"max"``) over those categories. A
-    product no member predicts anything for scores 0; members that abstain (NaN) do not vote.
-    """
-    if kind not in ("vote", "variance"):
-        raise ValueError(f"Expected kind 'vote' or 'variance'. Received: kind={kind!r}")
-    if reduce not in ("mean", "max"):
-        raise ValueError(f"Expected reduce 'mean' or 'max'. Received: reduce={reduce!r}")
-    arrays = _members(member_probs)
-    t = None if isinstance(thresholds, Thresholds) else np.asarray(thresholds, dtype=np.float64)
-    if t is not None and (t.ndim not in (0, 1) or (t.ndim == 1 and len(t) != arrays[0].shape[1])):
-        raise DataError(f"Expected a Thresholds object, a scalar or {arrays[0].shape[1]} thresholds. "
-                        f"Received: shape={t.shape}")
-
-    def decide(p: np.ndarray) -> np.ndarray:
-        return thresholds.decide(p) if isinstance(thresholds, Thresholds) else p >= t  # NaN compares False
-    shape = arrays[0].shape
-    voters = np.zeros(shape, dtype=np.int32)
-    yes = np.zeros(shape, dtype=np.int32)
-    total = np.zeros(shape)
-    total_sq = np.zeros(shape)
-    for a in arrays:  # member by member: memory does not grow with the number of members
-        present = ~np.isnan(a)
-        voters += present
-        yes += decide(a) & present
-        if kind == "variance":
-            p = np.where(present, a, 0.0).astype(np.float64)
-            total += p
-            total_sq += p * p
-    relevant = yes > 0
-    if kind == "vote":
-        frac = np.divide(yes, voters, out=np.zeros(shape), where=voters > 0)
-        best = _binary_entropy(np.floor(voters / 2) / np.maximum(voters, 1))
-        score = np.divide(_binary_entropy(frac), best, out=np.zeros(shape), where=best > 0)
-    else:
-        mean = np.divide(total, voters, out=np.zeros(shape), where=voters > 0)
-        var = np.divide(total_sq, voters, out=np.zeros(shape), where=voters > 0) - mean * mean
-        score = np.clip(var / 0.25, 0.0, 1.0)
-    score = np.where(relevant, score, 0.0)
-    if reduce == "max":
-        return score.max(axis=1, initial=0.0)
-    counts = relevant.sum(axis=1)
-    return np.divide(score.sum(axis=1), counts, out=np.zeros(len(counts)), where=counts > 0)
+# disagreement lives in models.signals (one home for the active-learning signals); re-exported here
 
 
 def out_of_fold(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int, *, k: int = 5,

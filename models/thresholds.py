@@ -18,7 +18,7 @@ also predicted whenever any descendant is, tuning with a taxonomy (``hierarchica
 bottom-up: a parent's threshold is chosen for ``(p_parent >= t) | any descendant predicted``, so the
 F-beta it maximises is the one of the decision actually made.
 
-**Uncertainty** (:meth:`Thresholds.uncertainty`): per category, how close ``p`` is to ``t``, scaled
+**Uncertainty** (:meth:`Thresholds.uncertainty`, defined in :mod:`models.signals`): per category, how close ``p`` is to ``t``, scaled
 separately on each side so that both ends of [0, 1] are "far":
 ``u = p / t`` below the threshold and ``u = (1 - p) / (1 - t)`` at or above it. ``u`` is 1 exactly on
 the threshold, 0 at ``p = 0`` (below) or ``p = 1`` (above), and linear in between, so a threshold
@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from models import signals
 from models.errors import ConfigError, DataError, NotFittedError
 from prodcat.taxonomy import Taxonomy
 
@@ -257,30 +258,20 @@ class Thresholds:
         return out
 
     def uncertainty_per_category(self, probs: np.ndarray) -> np.ndarray:
-        """n x C in [0, 1]: ``p / t`` below the threshold, ``(1 - p) / (1 - t)`` at or above.
-
-        0 for categories never predicted (t > 1); NaN probabilities stay NaN.
+        """n x C in [0, 1]: ``p / t`` below the threshold, ``(1 - p) / (1 - t)`` at or above
+        (:func:`models.signals.uncertainty_per_category`). 0 for categories never predicted (t > 1);
+        NaN probabilities stay NaN.
         """
         probs, t = self._check(probs)
-        p = probs.astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            below = np.divide(p, t, out=np.zeros_like(p), where=(p < t) & (t > 0))
-            above = np.divide(1.0 - p, 1.0 - t, out=np.ones_like(p), where=(p >= t) & (t < 1))
-            u = np.where(p >= t, above, below)
-        u[:, t > 1.0] = 0.0
-        u[np.isnan(p)] = np.nan
-        return np.clip(u, 0.0, 1.0)
+        return signals.uncertainty_per_category(probs, t)
 
     def uncertainty(self, probs: np.ndarray) -> np.ndarray:
         """(n,) in [0, 1]: the most borderline category's uncertainty (1 = a probability exactly on its threshold).
 
         A row whose probabilities are all NaN (every member abstained) is maximally uncertain (1).
         """
-        u = self.uncertainty_per_category(probs)
-        out = np.ones(u.shape[0])
-        seen = ~np.isnan(u).all(axis=1) if u.shape[1] else np.zeros(u.shape[0], dtype=bool)
-        out[seen] = np.nanmax(u[seen], axis=1) if u.shape[1] else 1.0
-        return out
+        probs, t = self._check(probs)
+        return signals.uncertainty(probs, t)
 
     def most_borderline(self, probs: np.ndarray) -> np.ndarray:
         """(n,) column index of each product's most borderline category (the one :meth:`uncertainty` reports)."""

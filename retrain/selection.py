@@ -1,6 +1,7 @@
 """Pool-based batch selection: which B unlabelled products people label next.
 
-Scores are plain numpy functions (:func:`uncertainty_scores`, :func:`disagreement_scores`);
+Scores are plain numpy functions (:func:`uncertainty_scores`, :func:`disagreement_scores`), thin
+wrappers of :mod:`models.signals`, where the worker's signals are defined too;
 strategies are small classes with one verb, ``select(pool, batch_size, rng) -> Selection``.
 Score-based strategies take the top B (ties broken at random) and, with ``diverse=True``, skip
 candidates whose title is a near-duplicate of one already chosen: affiliate catalogues hold
@@ -21,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from models import signals
+from models.signals import UncertaintyKind
 from retrain.diversity import distinct_in_order
 
 __all__ = [
@@ -29,9 +32,7 @@ __all__ = [
     "minmax", "uncertainty_scores",
 ]
 
-UncertaintyKind = Literal["threshold", "margin", "entropy"]
-DisagreementKind = Literal["vote_entropy", "variance"]
-_EPS = 1e-7
+DisagreementKind = Literal["vote_entropy", "vote", "variance"]
 
 
 @dataclass(frozen=True)
@@ -88,73 +89,29 @@ class Selection:
 # --- scores -----------------------------------------------------------------------------------
 
 
-def _binary_entropy(f: np.ndarray) -> np.ndarray:
-    f = np.clip(f, _EPS, 1 - _EPS)
-    return -(f * np.log2(f) + (1 - f) * np.log2(1 - f))
-
-
-def _recentre(p: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Map each category's [0, t] onto [0, .5] and [t, 1] onto [.5, 1]: the threshold becomes 0.5."""
-    low = 0.5 * p / np.maximum(t, _EPS)
-    high = 0.5 + 0.5 * (p - t) / np.maximum(1 - t, _EPS)
-    return np.where(p < t, low, high)
-
-
 def uncertainty_scores(probabilities: np.ndarray, thresholds: np.ndarray,
                        kind: UncertaintyKind = "threshold", *, undecided: bool = True) -> np.ndarray:
     """Per product, how close its most doubtful category is to the threshold (higher = more doubtful).
 
-    ``undecided``: a product for which no category reaches its threshold scores at least
-    ``1 - max_c p_c / t_c``. Every product belongs somewhere in a category tree, so "nothing
-    decided" is a certain miss, not certainty; without this term a product with all
-    probabilities near 0 looks confident and is never asked about (on Flipkart with rule labels
-    half the pool is like that, and threshold uncertainty stalled while random sampling gained).
-
-    * ``threshold``: max over categories of ``1 - |p - t| / s`` with ``s`` the room on p's side of
-      the threshold (t below it, 1 - t above): 1 on the threshold, 0 at 0 or 1, for any t.
-    * ``margin``: ``1 / (1 + min |logit p - logit t|)``: the same idea in logit space, where a step
-      from 0.01 to 0.05 counts as much as one from 0.5 to 0.8 (thresholds are low when
-      probabilities are underestimated, as with rule-derived training labels).
-    * ``entropy``: max binary entropy (bits) after moving each threshold to 0.5 (:func:`_recentre`).
-      Max, not sum: summed over ~1,000 near-zero categories the noise would outweigh the signal.
+    :func:`models.signals.uncertainty` (the worker's definition; ``kind`` and ``undecided`` are
+    explained there). ``undecided`` is on by default: a product for which no category reaches its
+    threshold is a certain miss, not a confident one.
     """
-    t = np.asarray(thresholds, dtype=np.float64)
-    live = t <= 1.0  # a never-decided category (t > 1) has no threshold to be near
-    p, t = np.asarray(probabilities, dtype=np.float64)[:, live], t[live]
-    if not p.shape[1]:
-        return np.zeros(p.shape[0])
-    if kind == "threshold":
-        room = np.where(p < t, t, 1 - t)
-        dist = np.divide(np.abs(p - t), room, out=np.zeros_like(p), where=room > 0)
-        scores = np.clip(1 - dist, 0, 1).max(axis=1)
-    elif kind == "margin":
-        def logit(x: np.ndarray) -> np.ndarray:
-            x = np.clip(x, _EPS, 1 - _EPS)
-            return np.log(x) - np.log1p(-x)
-        scores = 1 / (1 + np.abs(logit(p) - logit(t)).min(axis=1))
-    elif kind == "entropy":
-        scores = _binary_entropy(_recentre(p, t)).max(axis=1)
-    else:
-        raise ValueError(f"Expected kind 'threshold', 'margin' or 'entropy'. Received: kind={kind!r}")
-    if undecided:
-        strongest = np.divide(p, t, out=np.full_like(p, np.inf), where=t > 0).max(axis=1)
-        scores = np.maximum(scores, np.clip(1 - strongest, 0, 1))
-    return scores
+    return signals.uncertainty(probabilities, thresholds, kind, undecided=undecided)
 
 
 def disagreement_scores(members: np.ndarray, thresholds: np.ndarray,
                         kind: DisagreementKind = "vote_entropy") -> np.ndarray:
     """Per product, how much ensemble members split on their most disputed category, in [0, 1].
 
-    * ``vote_entropy``: binary entropy (bits) of the share of members voting p >= t.
-    * ``variance``: variance of member probabilities, over 0.25 (the largest possible).
+    :func:`models.signals.disagreement` with ``reduce="max"`` (the worker averages instead: a
+    pool ranking wants the single most disputed category). ``vote_entropy`` is the old name of
+    ``vote``; both are accepted.
     """
-    m = np.asarray(members, dtype=np.float64)
-    if kind == "vote_entropy":
-        return _binary_entropy((m >= np.asarray(thresholds)).mean(axis=0)).max(axis=1)
-    if kind == "variance":
-        return (m.var(axis=0) / 0.25).max(axis=1)
-    raise ValueError(f"Expected kind 'vote_entropy' or 'variance'. Received: kind={kind!r}")
+    name = {"vote_entropy": "vote", "vote": "vote", "variance": "variance"}.get(kind)
+    if name is None:
+        raise ValueError(f"Expected kind 'vote_entropy' (or 'vote') or 'variance'. Received: kind={kind!r}")
+    return signals.disagreement(members, np.asarray(thresholds, dtype=np.float64), kind=name, reduce="max")
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
