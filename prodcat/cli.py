@@ -18,6 +18,7 @@ from typing import Annotated, Optional
 
 import click
 import typer
+from confluent_kafka import KafkaException
 from elasticsearch import NotFoundError
 from rich.markup import escape
 from rich.progress import Progress
@@ -27,7 +28,7 @@ from models.cli import evaluate as model_evaluate
 from models.cli import predict as model_predict
 from models.cli import train as model_train
 from prodcat.console import JsonOpt, err, out, print_json, table
-from prodcat.errors import ConfigError, DataError, ProdcatError
+from prodcat.errors import ConfigError, DataError, ProdcatError, StackError
 from prodcat.kafka import connect_admin
 from prodcat.reachable import elasticsearch_client, redis_client
 from prodcat.settings import Settings
@@ -177,7 +178,11 @@ def lag(group: Annotated[Optional[str], typer.Option(help="Consumer group (defau
 
     s = settings()
     group = group or s.consumer_group
-    rows = consumer_lag(s, group, [s.topic_raw])
+    try:
+        rows = consumer_lag(s, group, [s.topic_raw])
+    except KafkaException as exc:  # e.g. NOT_COORDINATOR while a freshly started broker loads its groups
+        raise StackError(f"Kafka at {s.kafka_brokers} did not answer the lag query ({exc.args[0].str()}); "
+                         "try again in a few seconds") from None
     total = sum(r.lag for r in rows)
     if as_json:
         print_json({"group": group, "total_lag": total, "partitions": [

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -322,3 +323,37 @@ def test_no_image_embedded_is_an_error(files, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert_one_line_error(code, captured.out, captured.err, "failed 10 (not found: 10)")
     assert "p0: not found: /no/such/0.jpg" in captured.err
+
+
+@pytest.mark.integration
+def test_categories_and_lag_json_on_the_real_stack(isolated, monkeypatch, capsys):
+    from elasticsearch import Elasticsearch
+
+    from streams.sinks.elastic import PRODUCTS_MAPPING
+    from streams.topics import ensure_topics
+
+    for name, value in isolated.to_env().items():
+        monkeypatch.setenv(name, value)
+    es = Elasticsearch(**isolated.es_client_kwargs())
+    es.indices.create(index=isolated.es_index_products, mappings=PRODUCTS_MAPPING)
+    for n, names in enumerate([["Clothing", "Dresses"], ["Clothing"], ["Shoes"]]):
+        es.index(index=isolated.es_index_products, id=str(n), document={"category_names": names})
+    es.indices.refresh(index=isolated.es_index_products)
+    try:
+        assert run(["categories", "--json", "--top", "2"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["products"] == 3
+        # ties by count come in key order
+        assert data["categories"] == [{"category": "Clothing", "products": 2}, {"category": "Dresses", "products": 1}]
+    finally:
+        es.indices.delete(index=isolated.es_index_products)
+        es.close()
+    ensure_topics(isolated)
+    deadline = time.monotonic() + 30  # a fresh broker answers NOT_COORDINATOR until its group coordinator is up
+    while (code := run(["lag", "--json"])) != 0 and time.monotonic() < deadline:
+        assert "did not answer the lag query" in capsys.readouterr().err
+        time.sleep(1)
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["group"] == isolated.consumer_group and data["total_lag"] == 0
+    assert len(data["partitions"]) == isolated.topic_partitions
