@@ -85,10 +85,12 @@ def _entry_weights(y: np.ndarray, taxonomy: Taxonomy, weighting: LabelWeighting,
     entry = weights.sample_weight
     if sample_weight is not None:
         sw = np.asarray(sample_weight, dtype=np.float32)
-        if sw.shape != (len(y),) or not np.isfinite(sw).all() or (sw < 0).any():
-            raise DataError(f"Expected sample_weight as {len(y)} finite non-negative numbers (one per record). "
-                            f"Received: shape={sw.shape}")
-        entry = sw[:, None] * (entry if entry is not None else np.ones_like(y, dtype=np.float32))
+        if sw.shape not in ((len(y),), y.shape) or not np.isfinite(sw).all() or (sw < 0).any():
+            raise DataError(f"Expected sample_weight as finite non-negative numbers, one per record ({len(y)},) "
+                            f"or one per label entry {y.shape}. Received: shape={sw.shape}")
+        # per record (importance weights) or per entry (retrain.weights.RuleTrust on rule labels)
+        base = entry if entry is not None else np.ones_like(y, dtype=np.float32)
+        entry = (sw[:, None] if sw.ndim == 1 else sw) * base
     return weights.class_weight_vector, entry
 
 
@@ -121,7 +123,8 @@ def train_ensemble(
     ``image_vectors`` (n x dim, NaN rows for products without an image) are given and the config
     has a dense field. ``epochs``: one number for every member or per member name (defaults in
     :data:`DEFAULT_EPOCHS`). ``weighting``: class balancing and the PU correction for rule labels
-    (default: class balancing only). ``sample_weight``: (n,) importance weights (active learning).
+    (default: class balancing only). ``sample_weight``: (n,) importance weights (active learning), or
+    (n, C) per-entry weights (importance x rule trust, :func:`retrain.job.training_weights`).
     ``min_support``: validation positives a category needs for its own threshold.
     ``tune_on="labelled"`` fits the combiner and tunes the thresholds only on rows with at least
     one positive label: with positive-only rule labels a product no rule fired on is not a

@@ -94,10 +94,24 @@ class Settings(BaseSettings):
     image_allow_local_files: bool = False
 
     # --- labelling requests (keep the queue to what people can label per day) ------------------
-    labelling_uncertainty_min: float = Field(0.6, ge=0, le=1)
-    labelling_disagreement_min: float = Field(0.3, ge=0, le=1)
+    # Importance sampling (prodcat/sampling.py): each categorised product is asked for with
+    # p = min(1, scale * max(p_min, max(uncertainty, disagreement) ** sharpness)), the scale set by a
+    # rate controller so requests meet the budget. The old fixed gate (PRODCAT_LABELLING_UNCERTAINTY_MIN,
+    # _DISAGREEMENT_MIN) is gone: a threshold gives most products p = 0, which no weight can correct.
+    labelling_budget_per_day: float = Field(1000, ge=0, description="requests per day for the whole fleet; 0 = off")
+    labelling_workers: int = Field(1, ge=1, description="workers sharing the budget: each aims at budget / workers")
+    labelling_p_min: float = Field(0.05, gt=0, le=1, description="floor of the raw probability (bounds 1/p spread)")
+    labelling_sharpness: float = Field(2.0, gt=0, description="exponent on the doubt signal")
+    labelling_horizon_s: float = Field(3600.0, gt=0, description="time constant of the arrival-rate estimate")
+    labelling_burst_s: float = Field(3600.0, gt=0, description="token bucket depth, in seconds of budget")
+    labelling_seed: int = Field(0, description="seed of the workers' draws (each worker mixes in its identity)")
     labelling_window_s: int = Field(7 * 24 * 3600, ge=0)
-    labelling_max_per_day: int = Field(1000, ge=0)
+    # a hard stop per worker, not the target (it used to be both); default 1.5 x the worker's budget
+    labelling_max_per_day: int | None = Field(None, ge=0)
+    # how human labels count in retraining (retrain/weights.py): each weighs human_weight x its
+    # self-normalised 1/p; correct_rules weights the rule labels by the trust the human labels show
+    labelling_human_weight: float = Field(1.0, gt=0)
+    labelling_correct_rules: bool = True
     labelling_token: SecretStr | None = Field(None, description="required when the labelling page is not on loopback")
 
     # --- local stack (`prodcat stack`) ------------------------------------------------------

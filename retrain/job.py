@@ -21,6 +21,7 @@ from prodcat.errors import ProdcatError
 from prodcat.record import ProductRecord
 from prodcat.taxonomy import Taxonomy
 from retrain.resolution import ProductLabels
+from retrain.weights import RuleTrust, decided_matrix
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +108,39 @@ class RoundReport:
         return json.dumps(asdict(self))
 
 
+def training_weights(train_ids: Sequence[str], targets: Mapping[str, set[str]], rule_labels: Mapping[str, set[str]],
+                     human: Mapping[str, ProductLabels], taxonomy: Taxonomy, *,
+                     importance: Mapping[str, float] | None = None, human_weight: float = 1.0,
+                     correct_rules: bool = False) -> np.ndarray:
+    """The ``sample_weight`` of a round: (n,) per product, or (n, C) per entry with ``correct_rules``.
+
+    A human-labelled product weighs ``human_weight * importance[pid]`` (the self-normalised 1/p
+    of :func:`retrain.weights.importance_weights`), any other 1. ``correct_rules`` multiplies in
+    :meth:`RuleTrust.entry_weights`, estimated on the human labels of ``human`` (pass only the
+    training products' labels: the holdout must not shape the candidate).
+    """
+    if human_weight <= 0:
+        raise ValueError(f"Expected human_weight > 0. Received: human_weight={human_weight}")
+    importance = importance or {}
+    rows = np.array([human_weight * importance.get(pid, 1.0) if pid in human else 1.0 for pid in train_ids],
+                    dtype=np.float32)
+    if not correct_rules or not human:
+        return rows
+    trust = RuleTrust.estimate(rule_labels, human, importance, taxonomy)
+    y = taxonomy.to_matrix([taxonomy.close(targets[pid]) for pid in train_ids])
+    entry = trust.entry_weights(y, decided_matrix(train_ids, human, taxonomy))
+    return rows[:, None] * entry
+
+
 def run_round(records: Sequence[ProductRecord], rule_labels: Mapping[str, set[str]],
               human: Mapping[str, ProductLabels], current: Categoriser, *, policy: GatePolicy,
-              train: callable, importance: Mapping[str, float] | None = None) -> tuple[RoundReport, Categoriser | None]:
+              train: callable, importance: Mapping[str, float] | None = None, human_weight: float = 1.0,
+              correct_rules: bool = False) -> tuple[RoundReport, Categoriser | None]:
     """Train on everything but the holdout, gate against ``current``; returns the report and the candidate.
 
     ``train(records, label_sets, taxonomy, sample_weight)`` builds the candidate (models.training.train_ensemble
-    with the job's settings); ``importance`` holds the 1/p weights of importance-weighted active learning.
+    with the job's settings); ``importance`` holds the self-normalised 1/p weights of importance-weighted
+    active learning, ``human_weight`` and ``correct_rules`` are explained in :func:`training_weights`.
     """
     started = datetime.now(timezone.utc).isoformat()
     taxonomy = current.taxonomy
@@ -122,7 +149,8 @@ def run_round(records: Sequence[ProductRecord], rule_labels: Mapping[str, set[st
     held_set = set(held)
     targets = training_targets(rule_labels, human, taxonomy)
     train_ids = [pid for pid in by_id if pid not in held_set and targets.get(pid) is not None]
-    weights = np.array([(importance or {}).get(pid, 1.0) for pid in train_ids], dtype=np.float32)
+    weights = training_weights(train_ids, targets, rule_labels, {p: h for p, h in human.items() if p not in held_set},
+                               taxonomy, importance=importance, human_weight=human_weight, correct_rules=correct_rules)
     base = dict(started_at=started, current_version=current.version, n_train=len(train_ids),
                 n_human_labelled=len(human), n_holdout=len(held))
     try:

@@ -21,7 +21,7 @@ from prodcat.settings import Settings
 from retrain.labelling_queue import RequestQueue, parse_request
 from retrain.labels import HumanLabel
 
-__all__ = ["LabelPublisher", "LabelsNotAcknowledged", "RequestReader"]
+__all__ = ["LabelPublisher", "LabelsNotAcknowledged", "RequestReader", "label_message"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,17 @@ class RequestReader:
         return offsets
 
 
+def label_message(label: HumanLabel) -> bytes:
+    """The labelling.labels value of one decision; ``p`` and the model version only when known."""
+    value: dict[str, Any] = {"product_id": label.product_id, "category": label.category, "positive": label.positive,
+                             "labeller": label.labeller, "labelled_at": label.labelled_at.isoformat()}
+    if label.p is not None:
+        value["p"] = label.p
+    if label.model_version:
+        value["model_version"] = label.model_version
+    return json.dumps(value).encode()
+
+
 class LabelPublisher:
     """labelling.labels: one message per decision, key = product id, waits for acknowledgement."""
 
@@ -128,10 +139,8 @@ class LabelPublisher:
 
         with self._lock:  # one flush at a time: each request waits for its own messages
             for label in labels:
-                value = json.dumps({"product_id": label.product_id, "category": label.category,
-                                    "positive": label.positive, "labeller": label.labeller,
-                                    "labelled_at": label.labelled_at.isoformat()}).encode()
-                self._producer.produce(self.topic, key=label.product_id.encode(), value=value, on_delivery=delivered)
+                self._producer.produce(self.topic, key=label.product_id.encode(), value=label_message(label),
+                                       on_delivery=delivered)
             left = self._producer.flush(DELIVERY_TIMEOUT_S)
         if left or errors:
             raise LabelsNotAcknowledged(f"Kafka did not acknowledge {len(errors) or left} label(s) on {self.topic}: "

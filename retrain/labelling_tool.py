@@ -8,8 +8,9 @@
 - serves one product at a time to each labeller (a short lease, so two people do not get the
   same product) and never offers a product again once it was labelled in this session;
 - publishes every decision as one ``labelling.labels`` message (key = product id, value
-  ``{product_id, category, positive, labeller, labelled_at}``, checked with
-  :class:`~retrain.labels.HumanLabel` first) and answers once Kafka has acknowledged it.
+  ``{product_id, category, positive, labeller, labelled_at, p, model_version}``, ``p`` and the
+  version copied from the request, checked with :class:`~retrain.labels.HumanLabel` first) and
+  answers once Kafka has acknowledged it.
 
 Offsets are committed only up to the oldest request not yet labelled (per partition): a tool
 that stops loses nothing; after a restart a few requests may come again, which is harmless
@@ -53,7 +54,7 @@ from retrain.labelling_kafka import LabelPublisher, LabelsNotAcknowledged, Reque
 from retrain.labelling_queue import MAX_QUEUE, RequestQueue, number_or_zero
 from retrain.labels import HumanLabel, LabelStore
 
-__all__ = ["check_bind", "labelling_app"]
+__all__ = ["check_bind", "labelling_app", "request_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,21 @@ def _view(request_msg: dict[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
     }
 
 
+def request_fields(request_msg: dict[str, Any] | None) -> dict[str, Any]:
+    """What a label takes over from the request it answers: ``p`` (for the 1/p training weight) and
+    the model version; nothing if the request is unknown or its ``p`` is not a probability (the
+    label store then joins ``p`` from the worker's record of the request)."""
+    if not request_msg:
+        return {}
+    out: dict[str, Any] = {}
+    p = request_msg.get("p")
+    if isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p <= 1:
+        out["p"] = float(p)
+    if isinstance(request_msg.get("model_version"), str) and request_msg["model_version"]:
+        out["model_version"] = request_msg["model_version"]
+    return out
+
+
 async def _next(request: web.Request) -> web.Response:
     state = request.app[_STATE]
     labeller = _labeller(request)
@@ -173,11 +189,12 @@ async def _labels(request: web.Request) -> web.Response:
         return json_error(400, "expected {product_id: str, decisions: [{category: id, positive: bool}, ...]} "
                            f"with at least one decision; received keys {sorted(body)[:5]}")
     now = datetime.now(timezone.utc)
+    asked = request_fields(state.queue.get(product_id))
     labels: dict[str, HumanLabel] = {}
     for decision in decisions:
         try:
             label = HumanLabel.model_validate(
-                {**(decision if isinstance(decision, dict) else {}), "product_id": product_id,
+                {**(decision if isinstance(decision, dict) else {}), **asked, "product_id": product_id,
                  "labeller": labeller, "labelled_at": now}, context={"taxonomy": state.taxonomy})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

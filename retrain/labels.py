@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from elasticsearch import AsyncElasticsearch, helpers
 from elasticsearch.exceptions import ApiError
@@ -36,7 +36,7 @@ from retrain.resolution import Conflict, ProductLabels, find_conflicts, resolve,
 from streams.policy import is_outage
 from streams.sinks.elastic import Document, ElasticSink
 
-__all__ = ["LABELS_MAPPING", "HumanLabel", "LabelStore", "WriteResult", "parse_label"]
+__all__ = ["LABELS_MAPPING", "HumanLabel", "LabelStore", "RequestLookup", "WriteResult", "join_requests", "parse_label"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,7 +50,7 @@ _KW = {"type": "keyword"}
 LABELS_MAPPING = {
     "dynamic": False,
     "properties": {"product_id": _KW, "category": _KW, "positive": {"type": "boolean"}, "labeller": _KW,
-                   "labelled_at": {"type": "date"}},
+                   "labelled_at": {"type": "date"}, "p": {"type": "float"}, "model_version": _KW},
 }
 
 
@@ -66,6 +66,11 @@ def _utc_time(value: Any) -> datetime:
 class HumanLabel(BaseModel):
     """One person's decision: is ``product_id`` in ``category`` (a category id)?
 
+    ``p`` is the probability the worker asked for the product with (importance sampling,
+    :mod:`prodcat.sampling`); retraining weighs the label by ``1/p`` (:mod:`retrain.weights`).
+    The labelling tool copies it from the request; the store joins it from the request when a
+    label arrives without it (:class:`RequestLookup`).
+
     Validated with ``context={"taxonomy": taxonomy}`` (as :func:`parse_label` does), a category
     path such as ``"Shoes > Sneakers"`` is resolved to its id and unknown categories are refused.
     """
@@ -78,6 +83,9 @@ class HumanLabel(BaseModel):
     labeller: str = Field(min_length=1, pattern=r"^[^|]+$", description="who decided; no '|' (it splits doc ids)")
     labelled_at: Annotated[datetime, BeforeValidator(_utc_time)] = Field(
         default_factory=lambda: datetime.now(timezone.utc))
+    p: float | None = Field(None, gt=0, le=1, description="the probability the product was asked for with; "
+                                                          "None if unknown (not from a request)")
+    model_version: str | None = Field(None, description="the model that asked for the label")
 
     @field_validator("category")
     @classmethod
@@ -151,16 +159,47 @@ class WriteResult:
     failed: dict[str, str] = field(default_factory=dict)  # doc id -> reason (dead-letter these too)
 
 
+class AskedWith(Protocol):
+    """What the worker remembers of a request (:class:`streams.labelling.AskedWith`)."""
+
+    p: float
+    model_version: str
+
+
+class RequestLookup(Protocol):
+    """Where a request's ``p`` can be found again (the worker's labelling gate, in Redis)."""
+
+    async def asked_with(self, product_ids: Collection[str]) -> Mapping[str, AskedWith]: ...
+
+
+async def join_requests(labels: Sequence[HumanLabel], requests: RequestLookup | None) -> list[HumanLabel]:
+    """``labels`` with ``p`` (and the model version) filled in from the request where they lack it.
+
+    A label whose request is no longer known (older than the dedup window, or not from a
+    request) keeps ``p = None``: retraining gives it the mean weight of the labels with a ``p``.
+    """
+    missing = {label.product_id for label in labels if label.p is None}
+    if requests is None or not missing:
+        return list(labels)
+    found = await requests.asked_with(missing)
+    return [label.model_copy(update={"p": found[label.product_id].p,
+                                     "model_version": label.model_version or found[label.product_id].model_version})
+            if label.p is None and label.product_id in found else label for label in labels]
+
+
 class LabelStore:
     """The ``labels`` index: one document per (product, category, labeller), last decision wins.
+
+    ``requests`` (the worker's labelling gate) fills in ``p`` for labels that arrive without it.
 
     Writes go through :class:`~streams.sinks.elastic.ElasticSink` (bulk, external_gte versions);
     writes and reads back off and retry forever on an outage.
     """
 
     def __init__(self, client: AsyncElasticsearch, index: str = "labels", products_index: str = "products",
-                 max_backoff_s: float = 10.0) -> None:
+                 max_backoff_s: float = 10.0, requests: RequestLookup | None = None) -> None:
         self.client = client
+        self.requests = requests
         self.index = index
         self.products_index = products_index
         self.max_backoff_s = max_backoff_s
@@ -207,6 +246,7 @@ class LabelStore:
         """Store the labels of known products; returns when Elasticsearch has answered for each."""
         if not labels:
             return WriteResult(0, 0, [])
+        labels = await join_requests(labels, self.requests)
         known = await self.known_products({label.product_id for label in labels})
         unknown = sorted({label.product_id for label in labels} - known)
         docs = [Document(label.doc_id, label.version, label.model_dump(mode="json"))

@@ -17,6 +17,8 @@ from prodcat.record import ProductRecord, parse_record
 from prodcat.settings import Settings
 from retrain.job import GatePolicy, RetrainBusy, RoundReport, run_round
 from retrain.labels import LabelStore
+from retrain.resolution import resolve, tally
+from retrain.weights import importance_weights, label_probabilities
 from streams.model_updates import Announcement, AnnouncementReader, announce
 from streams.worker import DATA, load_announced, load_rules
 
@@ -51,9 +53,12 @@ async def _gather(settings: Settings, taxonomy):
                 labels = doc.get("categories", [])  # written by the rules themselves
             rule_labels[record.id] = {c for c in labels or () if c in taxonomy}
         store = LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products)
-        human = await store.resolved(taxonomy)
+        labels = await store.labels()
+        human = resolve(tally(labels), taxonomy)
+        # each labelled product weighs its self-normalised 1/p (p: what the worker asked it with)
+        importance = importance_weights({pid: p for pid, p in label_probabilities(labels).items() if pid in human})
         total = await store.total()
-        return records, rule_labels, human, total
+        return records, rule_labels, human, importance, total
     finally:
         await es.close()
 
@@ -72,7 +77,7 @@ def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), membe
         from models.training import train_ensemble
 
         current = current_categoriser(settings)
-        records, rule_labels, human, total_labels = asyncio.run(_gather(settings, current.taxonomy))
+        records, rule_labels, human, importance, total_labels = asyncio.run(_gather(settings, current.taxonomy))
 
         def default_train(recs, labels, taxonomy, weights):
             # the models report's best setting for rule labels: unlabelled products weigh little or
@@ -81,7 +86,9 @@ def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), membe
             return train_ensemble(recs, labels, taxonomy, members=members, folds=folds, sample_weight=weights,
                                   weighting=weighting, tune_on="labelled")
 
-        report, candidate = run_round(records, rule_labels, human, current, policy=policy, train=train or default_train)
+        report, candidate = run_round(records, rule_labels, human, current, policy=policy, train=train or default_train,
+                                      importance=importance, human_weight=settings.labelling_human_weight,
+                                      correct_rules=settings.labelling_correct_rules)
         if report.promoted and candidate is not None:
             registry = ModelRegistry(settings.model_registry)
             version = registry.register(candidate, metrics={"gate": report.candidate_metrics})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,12 +24,13 @@ from redis.asyncio import Redis
 
 from prodcat.categoriser import Categoriser
 from prodcat.rules import RuleSet
+from prodcat.sampling import StreamSampler
 from prodcat.settings import Settings
 from prodcat.web import access_middleware
 from retrain.labels import LabelStore
 from streams.dedup import UnchangedFilter
 from streams.label_intake import LabelIntake
-from streams.labelling import LabellingGate, LabellingPolicy
+from streams.labelling import LabellingGate, LabellingPolicy, LabellingSampler
 from streams.lag import consumer_lag
 from streams.metrics import WorkerMetrics
 from streams.model_updates import Announcement, AnnouncementReader
@@ -124,8 +126,12 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     kafka = KafkaSink(settings.kafka_client_config())  # outputs: categorised, label requests, dead letters
     slot = CategoriserSlot(categoriser)
     metrics.model.info({"version": categoriser.version})
-    labelling = LabellingPolicy(settings.labelling_uncertainty_min, settings.labelling_disagreement_min,
-                                settings.labelling_window_s, settings.labelling_max_per_day)
+    labelling = LabellingPolicy.from_settings(settings)
+    gate = LabellingGate(redis, labelling)
+    # a seeded draw per worker: reproducible, and workers of one fleet do not draw in lockstep
+    identity = f"{settings.consumer_group}|{settings.worker_instance_id or ''}|{settings.web_host}:{settings.web_port}"
+    seed = [settings.labelling_seed, zlib.crc32(identity.encode())]
+    sampler = LabellingSampler(StreamSampler(labelling.sampling, seed=seed))
     processor = BatchProcessor(
         slot=slot, elastic=elastic, kafka=kafka, policy=policy,
         topics=Topics(settings.topic_categorised, settings.topic_deadletter, settings.topic_label_requests),
@@ -136,9 +142,12 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         unchanged=UnchangedFilter(redis, settings.unchanged_ttl_s, namespace=f"prodcat:seen:{settings.es_index_products}")
         if settings.skip_unchanged else None,
         images=images, image_sink=image_sink,
-        labelling=LabellingGate(redis, labelling), labelling_policy=labelling, rules=rules,
+        labelling=gate if settings.labelling_budget_per_day > 0 else None,
+        labelling_sampler=sampler if settings.labelling_budget_per_day > 0 else None, rules=rules,
     )
-    label_intake = LabelIntake(LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products),
+    # labels that come back without p get it from the gate's record of the request
+    label_intake = LabelIntake(LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products,
+                                          requests=gate),
                                kafka, policy, settings.topic_deadletter)
     index_ready = asyncio.Event()
 

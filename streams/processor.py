@@ -22,13 +22,13 @@ import numpy as np
 
 from embedder.index import ImageVector
 from prodcat.categoriser import Categoriser
-from prodcat.errors import Stage
+from prodcat.errors import ConfigError, Stage
 from prodcat.limits import InputLimits
 from prodcat.record import ProductRecord
 from prodcat.rules import RuleSet
 from streams.deadletter import DeadLetter, send
 from streams.dedup import UnchangedFilter
-from streams.labelling import LabellingGate, LabellingPolicy, candidates, request_message
+from streams.labelling import LabellingGate, LabellingSampler, request_message
 from streams.metrics import WorkerMetrics
 from streams.pipeline import (
     Classified,
@@ -97,11 +97,14 @@ class BatchProcessor:
                  topics: Topics, cpu: Executor, metrics: WorkerMetrics, limits: InputLimits,
                  policy: ErrorPolicy, unchanged: UnchangedFilter | None = None, images: ImageStage | None = None,
                  image_sink: ImageSink | None = None, labelling: LabellingGate | None = None,
-                 labelling_policy: LabellingPolicy = LabellingPolicy(), rules: RuleSet | None = None) -> None:
+                 labelling_sampler: LabellingSampler | None = None, rules: RuleSet | None = None) -> None:
         self.slot, self.elastic, self.kafka, self.policy = slot, elastic, kafka, policy
         self.topics, self.cpu, self.metrics, self.limits = topics, cpu, metrics, limits
         self.unchanged, self.images, self.image_sink = unchanged, images, image_sink
-        self.labelling, self.labelling_policy = labelling, labelling_policy
+        if (labelling is None) != (labelling_sampler is None):  # the sampler asks, the gate dedups and caps
+            raise ConfigError("Expected both labelling (the gate) and labelling_sampler, or neither. "
+                              f"Received: labelling={labelling!r}, labelling_sampler={labelling_sampler!r}")
+        self.labelling, self.labelling_sampler = labelling, labelling_sampler
         # the legacy rules' labels are stored beside the model's: retraining starts from them
         self.rules = rules
 
@@ -175,8 +178,11 @@ class BatchProcessor:
                 milvus = await p.write(Stage.MILVUS, self.image_sink, rows)
             dead += [by_id[row.id].event.reject(Stage.MILVUS, reason) for row, reason in milvus.failed]
 
-        wanted = candidates(fresh, self.labelling_policy) if self.labelling is not None else []
-        admitted = await p.call(Stage.LABELLING, lambda: self.labelling.admit(wanted)) if wanted else []
+        # one draw per fresh product, made once: a retried admit must not draw again
+        wanted = self.labelling_sampler.draw(fresh) if self.labelling is not None and fresh else []
+        admitted = await p.call(Stage.LABELLING, lambda: self.labelling.admit(wanted, version)) if wanted else []
+        if self.labelling_sampler is not None:
+            self.labelling_sampler.spend(len(admitted))
 
         outputs = ([(c, Message(self.topics.categorised, c.record.id.encode(), categorised_message(c, taxonomy, version)))
                     for c in fresh]

@@ -46,7 +46,7 @@ def _request(product: dict, scores: dict[str, float], decided: list[str], priori
                             explanation={ID[p]: [f"rule:{p.split(' > ')[-1].lower()}"] for p in decided},
                             uncertainty=priority, disagreement=0.1)
     cand = Candidate(Classified(RawEvent(json.dumps(product).encode()), record, result),
-                     f"uncertainty {priority:.2f} >= 0.6", priority)
+                     f"uncertainty {priority:.2f}", priority, p=round(priority / 10, 4), claim="test")
     return request_message(cand, TAXONOMY, "rules-demo")
 
 
@@ -172,6 +172,9 @@ def test_label_three_products_by_keyboard(isolated: Settings, tmp_path):
         ("watch-7", "Watches", True, "ana"),
         ("watch-7", "Watches > Wrist Watches", True, "ana"),
     ]
+    # each label carries the p its request was drawn with (priority / 10 in _request): the 1/p weight
+    assert {lb.product_id: lb.p for lb in labels} == {"shoe-1590": 0.09, "watch-7": 0.08, "tee-1163": 0.07}
+    assert {lb.model_version for lb in labels} == {"rules-demo"}
     # benchmarks/results/labelling_page.png: PRODCAT_WRITE_SCREENSHOTS=benchmarks/results
     keep_screenshot(png, "labelling_page.png", tmp_path)
 
