@@ -282,3 +282,62 @@ def test_real_row_hard_coded_expectations(flipkart_rows: dict[str, dict[str, str
     assert (record.price, record.extras["retail_price"]) == (379.0, "999")
     assert record.updated_at == _T
     assert "track()" not in record.description
+
+
+# --- issue 11: hostile input at the edge (each case once crash-looped, hung or corrupted data) ---
+
+
+@pytest.mark.parametrize(
+    ("raw", "stage", "reason_contains"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "parse", "depth limit"),  # was a RecursionError
+        (b'{"id": "x", "title": "t", "deep": ' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}", "parse",
+         "PRODCAT_MAX_JSON_DEPTH"),
+        (json.dumps({"id": "x", "title": "t", **{f"f{i}": i for i in range(1001)}}).encode(), "parse",
+         "PRODCAT_MAX_FIELDS"),
+        (json.dumps({"id": "x", "title": "t", "k" * 300: 1}).encode(), "parse", "PRODCAT_MAX_FIELD_NAME_CHARS"),
+        (json.dumps({"id": "x", "title": "t" * (1 << 20)}).encode(), "parse", "PRODCAT_MAX_MESSAGE_BYTES"),
+        (json.dumps({"id": "x" * 5000, "title": "t"}).encode(), "validate", "PRODCAT_MAX_ID_BYTES"),
+        (json.dumps({"id": "€" * 200, "title": "t"}, ensure_ascii=False).encode(), "validate", "600 UTF-8 bytes"),
+        (b'{"id": "a\\ud800", "title": "t"}', "parse", "surrogate"),
+        (b'{"id": "a", "title": "Shorts \\ud800"}', "parse", "surrogate"),
+        (b'{"id": "a", "title": "t", "colour": "\\udfff"}', "parse", "surrogate"),
+        ('{"id": "a", "brand": "\ud800", "title": "t"}'.encode("utf-8", "surrogatepass"), "parse", "UTF-8"),
+        (json.dumps({"id": {"x": "h49"}, "title": "t"}).encode(), "validate", "expected a string or an integer"),
+        (json.dumps({"id": {"nested": 1}, "title": "t"}).encode(), "validate", "expected a string or an integer"),
+        (json.dumps({"id": "a", "title": "t", "updated_at": "9999-01-01"}).encode(), "validate", "in the future"),
+        (json.dumps({"id": "a", "title": "t", "updated_at": "2026-13-45"}).encode(), "validate", "is not a date"),
+        (json.dumps({"id": "a", "title": "t", "updated_at": "10000-01-01"}).encode(), "validate", "is not a date"),
+        (b'{"id": "a", "title": "t", "updated_at": 1e20}', "validate", "is not a date"),
+        (json.dumps({"id": "a", "title": "t", "updated_at": True}).encode(), "validate", "is not a date"),
+    ],
+)
+def test_issue11_hostile_input_is_refused_with_a_reason(raw: bytes, stage: str, reason_contains: str) -> None:
+    with pytest.raises(InvalidRecord) as caught:
+        parse_record(raw)
+    assert caught.value.stage == stage
+    assert reason_contains in caught.value.reason
+
+
+def test_issue11_distinct_ids_stay_distinct() -> None:
+    ids = [parse_record(json.dumps({"id": i, "title": "t"}, ensure_ascii=False).encode()).id
+           for i in ("h49", "ｈ４９", "<b>h49</b>", " h49 ", 49, "49")]
+    assert ids == ["h49", "ｈ４９", "<b>h49</b>", "h49", "49", "49"]  # padding is not part of an id; 49 is "49"
+
+
+def test_issue11_prices_parse_strictly() -> None:
+    for raw, price in ((json.dumps({"id": "a", "title": "t", "price": [1, 2]}), None),
+                       (json.dumps({"id": "a", "title": "t", "price": "1e309"}), None),
+                       (json.dumps({"id": "a", "title": "t", "price": ["12.50"]}), 12.5)):
+        record = parse_record(raw.encode())
+        assert record.price == price
+        if price is None:
+            assert "price" in record.extras  # the unreadable value is kept, not lost
+
+
+def test_issue11_a_near_future_updated_at_is_accepted_within_the_skew() -> None:
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    soon = json.dumps({"id": "a", "title": "t", "updated_at": "2026-06-01T12:00:00Z"}).encode()
+    assert parse_record(soon, now=now).updated_at == datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+    with pytest.raises(InvalidRecord, match="in the future"):
+        parse_record(soon, now=now, limits=InputLimits(future_skew_s=3600))
