@@ -5,6 +5,10 @@ records: run them through :func:`prodcat.record.parse_record` like any event. Th
 bearing field of every dict (``category``, or Flipkart's ``product_category_tree``) holds the
 dataset's own path string unchanged: that is the ground truth for evaluation.
 
+A catalogue prodcat does not know (a header-less CSV, its own column names) is read with a
+:class:`~prodcat.mapping.ColumnMapping` (``--columns``/``--mapping``/``--no-header`` on the
+command line): this module is the one place a mapping is applied, for every command.
+
 The shared datasets are referenced by path (``../shared/datasets`` beside the repository) and
 never copied into it; see that folder's README for provenance and licences.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import html
+import itertools
 import json
 import random
 from collections.abc import Callable, Collection, Iterator
@@ -20,11 +25,12 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from prodcat.cleaning import parse_price, split_category_path
-from prodcat.errors import DataError
+from prodcat.errors import ConfigError, DataError
+from prodcat.mapping import ColumnKey, ColumnMapping
 from prodcat.record import ProductRecord, canonical_field
 from prodcat.taxonomy import normalise_name
 
-__all__ = ["Preset", "NoiseKind", "NOISE_KINDS", "read_catalogue", "detect_preset", "add_noise"]
+__all__ = ["Preset", "NoiseKind", "NOISE_KINDS", "IMAGE_SUFFIXES", "read_catalogue", "detect_preset", "add_noise"]
 
 Preset = Literal["auto", "jsonl", "csv", "flipkart", "flipkart-names", "flipkart-images", "myntra", "myntra-images"]
 # Applied in this order: Unicode noise inside words first so HTML tags stay intact.
@@ -36,6 +42,9 @@ _MYNTRA_NETWORK = "myntra-feed"
 _FLIPKART_FIELDS = ("uniq_id", "product_name", "product_category_tree", "brand", "description", "retail_price",
                     "discounted_price", "image", "product_url", "crawl_timestamp")
 _MYNTRA_EXTRAS = ("baseColour", "season", "year", "usage")
+# the presets a column mapping applies to: the others know their columns already
+_MAPPABLE_PRESETS = ("auto", "csv", "jsonl")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")  # photos found by product id in --images-dir
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,13 +52,19 @@ _MYNTRA_EXTRAS = ("baseColour", "season", "year", "usage")
 # --------------------------------------------------------------------------------------------
 
 
-def read_catalogue(path: Path, preset: Preset = "auto") -> Iterator[dict[str, Any]]:
+def read_catalogue(path: Path, preset: Preset = "auto", *, mapping: ColumnMapping | None = None,
+                   images_dir: Path | None = None) -> Iterator[dict[str, Any]]:
     """Yield the products of a catalogue file as raw affiliate-style dicts.
 
     ``preset`` picks the column mapping; "auto" chooses from the file's name and header (see
-    :func:`detect_preset`). Fully blank rows are skipped (the Flipkart 1k file has thousands).
-    Raises :class:`DataError` for a missing file, an unknown preset, missing columns or a
-    malformed line.
+    :func:`detect_preset`). ``mapping`` says which column holds which field instead (generic
+    CSV/JSONL only: preset "auto", "csv" or "jsonl"): mapped columns come out under prodcat's
+    field names. ``images_dir`` is where the photos are: a record's image file name (a value
+    without "://") is looked up there, and a record without one gets the photo named after its
+    id (``<id>.jpg``, ``.png``...) if the folder has it; the presets with photos look there
+    instead of ``images/`` beside the file. Fully blank rows are skipped (the Flipkart 1k file
+    has thousands). Raises :class:`DataError` for a missing file, an unknown preset, missing
+    columns, a mapping that does not fit the file or a malformed line.
     """
     path = Path(path)
     if preset not in _READERS and preset != "auto":
@@ -59,8 +74,33 @@ def read_catalogue(path: Path, preset: Preset = "auto") -> Iterator[dict[str, An
             f"catalogue file not found: {path}; pass an existing file (the shared datasets live in "
             "../shared/datasets beside the repository, see its README)"
         )
-    chosen = detect_preset(path) if preset == "auto" else preset
-    yield from _READERS[chosen](path)
+    if images_dir is not None and not Path(images_dir).is_dir():
+        raise DataError(f"--images-dir: {images_dir} is not a folder; pass the folder holding the photos")
+    if mapping is not None:
+        if preset not in _MAPPABLE_PRESETS:
+            raise ConfigError(f"{mapping.source}: a column mapping applies to generic catalogues (preset auto, csv or jsonl), "
+                              f"received preset {preset!r}: that preset knows its columns already")
+        chosen = _format_of(path) if preset == "auto" else preset
+        rows = _read_mapped_csv(path, mapping) if chosen == "csv" else _read_mapped_jsonl(path, mapping)
+    else:
+        chosen = detect_preset(path) if preset == "auto" else preset
+        rows = _READERS[chosen](path, Path(images_dir) if images_dir is not None else path.parent / "images")
+    if images_dir is None or chosen not in _MAPPABLE_PRESETS:
+        yield from rows
+        return
+    photos = _photos_by_stem(Path(images_dir))
+    for raw in rows:
+        yield _with_photo(raw, Path(images_dir), photos)
+
+
+def _format_of(path: Path) -> Literal["csv", "jsonl"]:
+    """csv or jsonl, from the extension only: a mapped file's header cannot tell a preset."""
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return "jsonl"
+    if suffix in {".csv", ".tsv", ".txt"}:
+        return "csv"
+    raise DataError(f"cannot tell the format of {path.name!r}; pass --preset jsonl or --preset csv explicitly")
 
 
 def detect_preset(path: Path) -> Preset:
@@ -70,7 +110,8 @@ def detect_preset(path: Path) -> Preset:
     if suffix in {".jsonl", ".ndjson", ".json"}:
         return "jsonl"
     if suffix != ".csv":
-        raise DataError(f"cannot tell the format of {path.name!r}; pass preset='jsonl' or 'csv' explicitly")
+        raise DataError(f"cannot tell the format of {path.name!r}; pass preset='jsonl' or 'csv' explicitly "
+                        "(--preset on the command line)")
     if path.name == "products_20k_name_tree.csv":
         return "flipkart-names"  # headerless, so the header cannot tell
     with path.open(encoding="utf-8-sig", newline="") as fh:
@@ -104,7 +145,7 @@ def _rows(path: Path, *, fieldnames: list[str] | None = None,
             raise DataError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from exc
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def _read_jsonl(path: Path, images: Path | None = None) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8-sig") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
@@ -118,33 +159,34 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield value
 
 
-def _read_csv(path: Path) -> Iterator[dict[str, Any]]:
+def _read_csv(path: Path, images: Path) -> Iterator[dict[str, Any]]:
     yield from _rows(path)
 
 
-def _read_flipkart(path: Path) -> Iterator[dict[str, Any]]:
+def _read_flipkart(path: Path, images: Path) -> Iterator[dict[str, Any]]:
     for row in _rows(path, required=_FLIPKART_FIELDS):
         yield {**{name: row[name] for name in _FLIPKART_FIELDS}, "network": _FLIPKART_NETWORK}
 
 
-def _read_flipkart_names(path: Path) -> Iterator[dict[str, Any]]:
+def _read_flipkart_names(path: Path, images: Path) -> Iterator[dict[str, Any]]:
     for row in _rows(path, fieldnames=["uniq_id", "product_name", "product_category_tree"]):
         yield {**row, "network": _FLIPKART_NETWORK}
 
 
-def _image_uri(csv_path: Path, filename: str) -> str | None:
-    # Images sit in images/ beside the CSV; a file:// URI keeps image_url a URL like any other.
-    return (csv_path.parent / "images" / filename).resolve().as_uri() if filename else None
+def _image_uri(images: Path, filename: str) -> str | None:
+    # Images sit in images/ beside the CSV unless --images-dir says otherwise; a file:// URI keeps
+    # image_url a URL like any other.
+    return (images / filename).resolve().as_uri() if filename else None
 
 
-def _read_flipkart_images(path: Path) -> Iterator[dict[str, Any]]:
+def _read_flipkart_images(path: Path, images: Path) -> Iterator[dict[str, Any]]:
     for row in _rows(path, required=("id", "filename", "product_name", "product_category_tree", "brand")):
         yield {
             "uniq_id": row["id"],
             "product_name": row["product_name"],
             "product_category_tree": row["product_category_tree"],
             "brand": row["brand"],
-            "image_url": _image_uri(path, row["filename"]),
+            "image_url": _image_uri(images, row["filename"]),
             "network": _FLIPKART_NETWORK,
         }
 
@@ -164,17 +206,17 @@ def _myntra(row: dict[str, str]) -> dict[str, Any]:
 _MYNTRA_COLUMNS = ("id", "gender", "masterCategory", "subCategory", "articleType", "productDisplayName")
 
 
-def _read_myntra(path: Path) -> Iterator[dict[str, Any]]:
+def _read_myntra(path: Path, images: Path) -> Iterator[dict[str, Any]]:
     for row in _rows(path, required=_MYNTRA_COLUMNS):
         yield _myntra(row)
 
 
-def _read_myntra_images(path: Path) -> Iterator[dict[str, Any]]:
+def _read_myntra_images(path: Path, images: Path) -> Iterator[dict[str, Any]]:
     for row in _rows(path, required=(*_MYNTRA_COLUMNS, "filename")):
-        yield {**_myntra(row), "image_url": _image_uri(path, row["filename"])}
+        yield {**_myntra(row), "image_url": _image_uri(images, row["filename"])}
 
 
-_READERS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
+_READERS: dict[str, Callable[[Path, Path], Iterator[dict[str, Any]]]] = {
     "jsonl": _read_jsonl,
     "csv": _read_csv,
     "flipkart": _read_flipkart,
@@ -183,6 +225,107 @@ _READERS: dict[str, Callable[[Path], Iterator[dict[str, Any]]]] = {
     "myntra": _read_myntra,
     "myntra-images": _read_myntra_images,
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Mapped catalogues and photos by id
+# --------------------------------------------------------------------------------------------
+
+
+def _unmapped_name(name: str, mapped: Collection[str]) -> str:
+    """The key an unmapped column keeps: its own name, unless prodcat would read it as a mapped field.
+
+    E.g. "name" when another column is mapped to title: kept as "name (unmapped)" (an extra),
+    so the mapping decides and nothing is dropped.
+    """
+    return f"{name} (unmapped)" if canonical_field(name) in mapped else name
+
+
+def _positions(mapping: ColumnMapping, header: list[str] | None, width: int, path: Path) -> dict[int, str]:
+    """The mapping as position -> key of the output dict, checked against the file's columns."""
+    columns = f"(positions 0-{width - 1})" if width else "(none)"
+    by_name = {name.strip(): i for i, name in reversed(list(enumerate(header or [])))}
+    chosen: dict[int, str] = {}
+    for key, field in mapping.columns.items():
+        if isinstance(key, int):
+            if key >= width:
+                raise DataError(f"{mapping.source}: column {key} ({field}) is out of range: {path.name} has {width} "
+                                f"column(s) {columns}; positions count from 0")
+            position = key
+        else:
+            if key not in by_name:
+                shown = ", ".join(repr(n) for n in (header or [])[:12]) + (", ..." if len(header or []) > 12 else "")
+                raise DataError(f"{mapping.source}: no column named {key!r} in the header of {path.name}; "
+                                f"expected one of {shown} (or a position from 0)")
+            position = by_name[key]
+        if position in chosen:
+            raise DataError(f"{mapping.source}: column {position} is mapped twice ({chosen[position]} and {field})")
+        chosen[position] = field
+    mapped = set(chosen.values())
+    for position in range(width):
+        if position not in chosen:
+            chosen[position] = (_unmapped_name(header[position], mapped) if header is not None and
+                                header[position].strip() else f"column_{position}")
+    return chosen
+
+
+def _read_mapped_csv(path: Path, mapping: ColumnMapping) -> Iterator[dict[str, Any]]:
+    """CSV rows through ``mapping``: mapped cells under prodcat's field names, blank rows skipped."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=mapping.delimiter)
+        try:
+            rows = (row for row in reader if any(cell.strip() for cell in row))
+            header = next(rows, None) if mapping.header else None
+            if mapping.header and header is None:
+                return  # an empty file: no product
+            first = next(rows, None)
+            if first is None:
+                return
+            positions = _positions(mapping, header, len(header) if header is not None else len(first), path)
+            for row in itertools.chain([first], rows):
+                # a short (ragged) line lacks its last cells; surplus cells beyond the header are dropped
+                yield {key: row[i] if i < len(row) else "" for i, key in positions.items()}
+        except csv.Error as exc:
+            raise DataError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from exc
+
+
+def _read_mapped_jsonl(path: Path, mapping: ColumnMapping) -> Iterator[dict[str, Any]]:
+    """JSONL objects with their keys renamed by ``mapping`` (positions mean nothing in an object)."""
+    if not mapping.header:
+        raise ConfigError(f"{mapping.source}: --no-header/header: false applies to CSV; {path.name} is JSONL")
+    positions = [key for key in mapping.columns if isinstance(key, int)]
+    if positions:
+        raise ConfigError(f"{mapping.source}: column {positions[0]} is a position, but {path.name} is JSONL (objects, "
+                          "not rows); map its keys by name, e.g. sku=id,name=title")
+    renames: dict[ColumnKey, str] = dict(mapping.columns)
+    mapped = set(renames.values())
+    for raw in _read_jsonl(path):
+        yield {renames.get(key, _unmapped_name(key, mapped)): value for key, value in raw.items()}
+
+
+def _photos_by_stem(folder: Path) -> dict[str, Path]:
+    """The photos in ``folder`` by file name without extension, listed once (not a stat per product)."""
+    try:
+        return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+    except OSError as exc:
+        raise DataError(f"--images-dir: cannot list {folder} ({exc.strerror})") from None
+
+
+def _with_photo(raw: dict[str, Any], folder: Path, photos: dict[str, Path]) -> dict[str, Any]:
+    """``raw`` with its image as a URL: a file name resolved in ``folder``, or the photo named after its id."""
+    image_key = next((k for k, v in raw.items() if canonical_field(k) == "image_url" and isinstance(v, str)
+                      and v.strip()), None)
+    if image_key is not None:
+        value = raw[image_key].strip()
+        if "://" in value:
+            return raw  # a URL (http, file) stays as it is
+        return {**raw, image_key: (folder / value).resolve().as_uri()}
+    product = next((v for k, v in raw.items() if canonical_field(k) == "id" and v not in (None, "")), None)
+    photo = photos.get(str(product).strip()) if product is not None else None
+    if photo is None:
+        return raw
+    blank = [k for k in raw if canonical_field(k) == "image_url"]  # an empty image column gives way
+    return {**{k: v for k, v in raw.items() if k not in blank}, "image_url": photo.resolve().as_uri()}
 
 
 # --------------------------------------------------------------------------------------------
