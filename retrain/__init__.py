@@ -25,6 +25,9 @@ _EXPORTS = {
     "RandomSelection": "retrain.selection",
     "Selection": "retrain.selection",
     "Strategy": "retrain.selection",
+    "StreamSelection": "retrain.selection",
+    "RuleTrust": "retrain.weights",
+    "importance_weights": "retrain.weights",
     "UncertaintySelection": "retrain.selection",
 }
 __all__ = sorted(_EXPORTS)

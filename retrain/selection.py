@@ -11,24 +11,30 @@ better than random.
 
 :class:`ImportanceWeightedSelection` samples instead of ranking, and weights what it picks so
 that a model trained on the labelled batch still estimates pool-level quantities without bias.
+
+:class:`StreamSelection` is production's strategy: the worker's stream sampler
+(:mod:`prodcat.sampling`) replayed on the pool. The pool-based strategies are the baselines it
+is measured against, behind the same ``select`` interface.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 from models import signals
-from models.signals import UncertaintyKind
+from models.signals import UncertaintyKind, product_signals
+from prodcat.sampling import DAY_S, SamplingPolicy, StreamSampler
 from retrain.diversity import distinct_in_order
+from retrain.weights import importance_weights
 
 __all__ = [
     "CombinedSelection", "DisagreementSelection", "ImportanceWeightedSelection", "Pool", "RandomSelection",
-    "ScoreSelection", "Selection", "Strategy", "UncertaintySelection", "disagreement_scores",
+    "ScoreSelection", "Selection", "Strategy", "StreamSelection", "UncertaintySelection", "disagreement_scores",
     "minmax", "uncertainty_scores",
 ]
 
@@ -76,11 +82,13 @@ class Pool:
 
 @dataclass(frozen=True)
 class Selection:
-    """Chosen pool rows, their training weights (mean 1) and the scores they were chosen on."""
+    """Chosen pool rows, their training weights (mean 1) and the scores they were chosen on;
+    ``p``: the probabilities they were asked with (stream selection only), to re-weight across rounds."""
 
     indices: np.ndarray
     weights: np.ndarray
     scores: np.ndarray
+    p: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -288,3 +296,47 @@ class ImportanceWeightedSelection(Strategy):
         if self.self_normalise:
             weights = weights / weights.mean()
         return Selection(idx, weights, scores[idx])
+
+
+class StreamSelection(Strategy):
+    """The worker's own selection, replayed on a pool: what production would have asked for.
+
+    The pool's rows arrive one simulated day in random order (uniform arrival times) and go
+    through :class:`prodcat.sampling.StreamSampler`, the code the worker runs, with a budget of
+    ``batch_size`` per day, on the worker's signals (:func:`models.signals.product_signals`).
+    The number chosen is therefore random, around ``batch_size`` (the rate controller's
+    accuracy). Weights are the self-normalised ``1/p`` (:func:`retrain.weights.importance_weights`);
+    ``Selection.p`` keeps the ``p`` themselves so a caller can re-normalise over several rounds.
+
+    ``arrivals_per_draw``: rows per draw call (the worker's micro-batch).
+    """
+
+    def __init__(self, policy: SamplingPolicy | None = None, *, arrivals_per_draw: int = 5) -> None:
+        if arrivals_per_draw < 1:
+            raise ValueError(f"Expected arrivals_per_draw >= 1. Received: arrivals_per_draw={arrivals_per_draw}")
+        self.policy = policy or SamplingPolicy()
+        self.arrivals_per_draw = arrivals_per_draw
+
+    def select(self, pool: Pool, batch_size: int, rng: np.random.Generator | int | None = None) -> Selection:
+        rng = _rng(rng)
+        u, d = product_signals(pool.probabilities, pool.members, pool.thresholds)
+        d = np.zeros(pool.n) if d is None else d
+        order = rng.permutation(pool.n)
+        times = np.sort(rng.uniform(0.0, DAY_S, pool.n))
+        sampler = StreamSampler(replace(self.policy, budget_per_day=float(_check_batch(batch_size))),
+                                seed=int(rng.integers(2**63)))
+        chosen, p_chosen, score_chosen = [], [], []
+        step = self.arrivals_per_draw
+        for start in range(0, pool.n, step):
+            rows = order[start:start + step]
+            now = float(times[min(start + step, pool.n) - 1])
+            draws = sampler.draw(u[rows].tolist(), d[rows].tolist(), now)
+            made = [(int(row), x) for row, x in zip(rows, draws, strict=True) if x.asked]
+            sampler.spend(len(made), now)
+            chosen += [row for row, _ in made]
+            p_chosen += [x.p for _, x in made]
+            score_chosen += [x.score for _, x in made]
+        p = np.array(p_chosen, dtype=np.float64)
+        weights = importance_weights(dict(enumerate(p.tolist())))
+        return Selection(np.array(chosen, dtype=np.int64), np.array([weights[i] for i in range(len(p))]),
+                         np.array(score_chosen), p)
