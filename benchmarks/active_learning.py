@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/active_learning.py [--dataset myntra|flipkart] [--products 4000 --rounds 10
         --batch 50 --seeds 3] [--members logreg,mlp] [--jobs 2] [--strategies random,uncertainty,...]
-        [--human-weight 1] [--unlabelled-weight W] [--tune-on all|labelled]
+        [--human-weight 1] [--correct-rules] [--unlabelled-weight W] [--tune-on all|labelled]
 
 Protocol. A fixed random subset of ``--products`` products of the dataset (Myntra styles.csv: truth =
 master > sub > articleType; Flipkart 20k: truth = its category tree), split 90/10 (seeded, fixed)
@@ -15,7 +15,11 @@ unlabelled pool). Then each round every strategy picks ``--batch`` products from
 it has not had labelled yet; the TRUE categories act as the labeller (full relabel: positives =
 true path, negatives = every other category), merged with the rule labels by
 ``retrain.job.training_targets`` (human overrides rules); importance-weighted selection passes its
-weights as ``sample_weight`` (accumulated per product, others weight 1). The model is retrained on
+weights as ``sample_weight`` (accumulated per product, others weight 1). ``stream`` is production's
+selection: ``retrain.selection.StreamSelection`` replays the pool as one simulated day through the
+worker's sampler (``prodcat.sampling``) with a budget of ``--batch`` per day, and its labels weigh the
+self-normalised 1/p over all labels so far, computed by ``retrain.job.training_weights`` as in the
+retrain service. The model is retrained on
 all dev products and scored (micro-F1) on the test split against the TRUE categories. Each seed
 changes the training seed and the selection RNG (subset and split stay fixed).
 Writes benchmarks/results/active_learning_<dataset>.md and .png (rewritten after every
@@ -48,17 +52,18 @@ from prodcat.catalogue import read_catalogue, true_category_path  # noqa: E402
 from prodcat.record import parse_record  # noqa: E402
 from prodcat.rules import generate_rules  # noqa: E402
 from prodcat.taxonomy import Taxonomy  # noqa: E402
-from retrain.job import training_targets  # noqa: E402
+from retrain.job import training_targets, training_weights  # noqa: E402
 from retrain.resolution import ProductLabels  # noqa: E402
 from retrain.selection import (CombinedSelection, DisagreementSelection, ImportanceWeightedSelection,  # noqa: E402
-                               Pool, RandomSelection, UncertaintySelection)
+                               Pool, RandomSelection, StreamSelection, UncertaintySelection)
+from retrain.weights import importance_weights  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SOURCES = {"myntra": ("myntra/styles.csv", "myntra"),  # truth: master > sub > articleType
            "flipkart": ("flipkart/products_20k_name_tree.csv", "flipkart-names")}  # truth: the category tree
-STRATEGIES = ("random", "uncertainty", "disagreement", "combined", "importance")
+STRATEGIES = ("random", "uncertainty", "disagreement", "combined", "importance", "stream")
 COLOURS = {"random": "black", "uncertainty": "tab:blue", "disagreement": "tab:orange", "combined": "tab:green",
-           "importance": "tab:red"}
+           "importance": "tab:red", "stream": "tab:purple"}
 
 
 def log(message: str) -> None:
@@ -80,6 +85,8 @@ def make_strategy(name: str):
         return CombinedSelection()
     if name == "importance":
         return ImportanceWeightedSelection()
+    if name == "stream":  # production's selection: the worker's sampler, budget = batch per simulated day
+        return StreamSelection()
     raise ValueError(f"unknown strategy {name!r}")
 
 
@@ -135,9 +142,10 @@ def train_and_score(args: argparse.Namespace, human: dict[str, ProductLabels], w
     d = data(args)
     taxonomy = d["taxonomy"]
     targets = training_targets(d["rule_labels"], human, taxonomy)
-    # a person's label is the truth, a rule's is a guess: human rows weigh --human-weight (x 1/p if importance)
-    sw = np.array([(weights or {}).get(pid, 1.0) * (args.human_weight if pid in human else 1.0)
-                   for pid in d["dev_ids"]], dtype=np.float32)
+    # a person's label is the truth, a rule's is a guess: human rows weigh --human-weight (x 1/p if importance);
+    # the same function as the retrain service, rule-trust correction included with --correct-rules
+    sw = training_weights(d["dev_ids"], targets, d["rule_labels"], human, taxonomy, importance=weights,
+                          human_weight=args.human_weight, correct_rules=args.correct_rules)
     epochs = {"logreg": args.epochs_logreg, "mlp": args.epochs_mlp}
     weighting = (LabelWeighting() if args.unlabelled_weight is None
                  else LabelWeighting(pu_correction=True, unlabelled_weight=args.unlabelled_weight))
@@ -177,15 +185,20 @@ def strategy_task(job: tuple[argparse.Namespace, int, str, dict[str, Any]]) -> d
     rng = np.random.default_rng([seed, STRATEGIES.index(name)])
     human: dict[str, ProductLabels] = {}
     weights: dict[str, float] | None = {} if name == "importance" else None
+    asked_with: dict[str, float] = {}  # stream: the p each product was asked with, as the label store keeps it
     pool, rows = start["pool"], start["rows"]
     curve, labels, secs = [start["f1"]], [0], []
     for rnd in range(1, args.rounds + 1):
         sel = strategy.select(pool, args.batch, rng)
-        for j, w in zip(sel.indices, sel.weights):
+        for k, (j, w) in enumerate(zip(sel.indices, sel.weights)):
             pid = d["dev_ids"][rows[int(j)]]
             human[pid] = human_label(d, pid)
             if weights is not None:
                 weights[pid] = weights.get(pid, 0.0) + float(w)  # not re-drawn later (pool excludes it)
+            if sel.p is not None:
+                asked_with[pid] = float(sel.p[k])
+        if asked_with:  # as the retrain service does: self-normalised 1/p over every label so far
+            weights = importance_weights(asked_with)
         f1, pool, seconds, rows = train_and_score(args, human, weights, seed)
         curve.append(f1)
         labels.append(len(human))
@@ -350,6 +363,8 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(SOURCES), default="myntra")
     parser.add_argument("--products", type=int, default=4000)
     parser.add_argument("--human-weight", type=float, default=1.0, help="training weight of human-labelled rows")
+    parser.add_argument("--correct-rules", action="store_true",
+                        help="weight rule labels by the precision/recall the human labels show (retrain.weights)")
     parser.add_argument("--unlabelled-weight", type=float, default=None,
                         help="PU correction: weight of the zeros of products no rule fired on (default: off)")
     parser.add_argument("--tune-on", choices=("all", "labelled"), default="all",
