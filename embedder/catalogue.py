@@ -114,6 +114,7 @@ def embed_catalogue(
     batch_size: int = 32,
     concurrency: int = 8,
     on_progress: Callable[[EmbedReport], None] | None = None,
+    on_indexed: Callable[[list[ImageVector]], None] | None = None,
 ) -> EmbedReport:
     """Embed every record's image and upsert it into ``index`` with the record's level-1 and
     level-2 category (the first two elements of its own category path).
@@ -122,7 +123,8 @@ def embed_catalogue(
     ``fetcher`` defaults to one that reads local files too (catalogues ship ``file://``
     images) and refuses private addresses. With ``cache``, a URL seen before skips the
     download, a known picture (by content hash) skips the model, and new vectors are stored.
-    ``on_progress`` gets the running report after each batch of ``batch_size`` records.
+    ``on_progress`` gets the running report after each batch of ``batch_size`` records, and
+    ``on_indexed`` each batch's rows as written to the index (``prodcat embed --export`` keeps them).
     """
     if batch_size < 1 or concurrency < 1:
         raise ConfigError(f"Expected batch_size >= 1 and concurrency >= 1. Received: batch_size={batch_size}, "
@@ -140,14 +142,17 @@ def embed_catalogue(
                 position += 1
                 if (item := _item(raw, position, report)) is not None:
                     items.append(item)
-            _embed_batch(items, embedder, index, fetcher, cache, pool, report)
+            indexed = _embed_batch(items, embedder, index, fetcher, cache, pool, report)
+            if on_indexed is not None and indexed:
+                on_indexed(indexed)
             if on_progress is not None:
                 on_progress(report)
     return report
 
 
 def _embed_batch(items: list[_Item], embedder: Embedder, index: ImageIndex, fetcher: ImageFetcher,
-                 cache: VectorCache | None, pool: ThreadPoolExecutor, report: EmbedReport) -> None:
+                 cache: VectorCache | None, pool: ThreadPoolExecutor, report: EmbedReport) -> list[ImageVector]:
+    """Fetch, (cache), embed and upsert one batch; the rows written."""
     version = embedder.version
     if cache is not None and items:
         for item, vector in zip(items, cache.get_many_by_url([i.url for i in items], version)):
@@ -182,7 +187,8 @@ def _embed_batch(items: list[_Item], embedder: Embedder, index: ImageIndex, fetc
     for item in fetched:
         item.image = None  # a batch of decoded photos is the run's biggest memory user
 
-    done = [i for i in items if i.vector is not None]
-    index.upsert(ImageVector(i.id, i.vector, i.level1, i.level2, version) for i in done)
+    done = [ImageVector(i.id, i.vector, i.level1, i.level2, version) for i in items if i.vector is not None]
+    index.upsert(done)
     report.embedded += len(new)
     report.cached += len(done) - len(new)
+    return done

@@ -20,17 +20,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from prodcat.catalogue_options import Catalogue, ColumnsOpt, MappingOpt, NoHeaderOpt, PresetOpt
 from prodcat.console import JsonOpt, err, out, print_json, table
 from prodcat.errors import ConfigError, DataError, ProdcatError
 from prodcat.settings import Settings
 
 if TYPE_CHECKING:
     from embedder.base import Embedder
-    from embedder.index import ImageIndex
+    from embedder.index import ImageIndex, ImageVector
 
 __all__ = ["embed", "serve_similarity", "similar"]
-
-PresetOpt = Annotated[str, typer.Option(help="Column mapping: auto, jsonl, csv, flipkart-images, myntra-images, ...")]
 
 
 @contextmanager
@@ -78,30 +77,43 @@ def load_embedder(image_size: int, batch_size: int) -> Embedder:
                                      image_size=image_size, batch_size=batch_size)
 
 
-def _records(catalogue: Path, preset: str, limit: int | None) -> list[dict]:
-    from prodcat.catalogue import read_catalogue
-
-    if not catalogue.is_file():
-        raise ProdcatError(f"catalogue file {catalogue} does not exist")
-    return list(islice(read_catalogue(catalogue, preset), limit))  # read_catalogue checks the preset
+def _records(catalogue: Catalogue, limit: int | None) -> list[dict]:
+    if not catalogue.path.is_file():
+        raise ProdcatError(f"catalogue file {catalogue.path} does not exist")
+    return list(islice(catalogue.read(), limit))  # read_catalogue checks the preset and the mapping
 
 
 def embed(
     catalogue: Annotated[Path, typer.Argument(help="Catalogue with image URLs, e.g. ../shared/datasets/myntra/images.csv.")],
     preset: PresetOpt = "auto",
+    columns: ColumnsOpt = None,
+    mapping: MappingOpt = None,
+    no_header: NoHeaderOpt = False,
+    images_dir: Annotated[Optional[Path], typer.Option(
+        "--images-dir", help="Folder of the photos: an image column holding a file name is looked up there, and a "
+                             "product without one gets <id>.jpg/.png/... from it (default: as the catalogue says; "
+                             "the photo presets: images/ beside the file).")] = None,
+    export: Annotated[Optional[Path], typer.Option(
+        "--export", help="Also write the vectors and product ids to this file: .npz (numpy arrays ids, vectors, "
+                         "level1, level2, model_version) or .jsonl (one {id, vector, ...} line per product).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Embed at most this many products.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 32,
     image_size: Annotated[int, typer.Option(min=32, max=1024, help="Model input size in pixels.")] = 224,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store vectors in Redis "
                                                                   "(PRODCAT_REDIS_URL).")] = False,
 ) -> None:
-    """Embed a catalogue's product images into the Milvus collection at PRODCAT_MILVUS_URI."""
+    """Embed a catalogue's product images into the Milvus collection at PRODCAT_MILVUS_URI (and --export them)."""
     from embedder.catalogue import embed_catalogue
+    from embedder.export import export_format, write_vectors  # numpy and the index types: with the command
 
+    if export is not None:
+        export_format(export)  # a wrong file name fails before any photo is embedded
     settings = Settings.load()
-    records = _records(catalogue, preset, limit)
+    source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header, images_dir=images_dir)
+    records = _records(source, limit)
     if not records:
-        raise DataError(f"no product in {catalogue} (preset {preset!r}); nothing to embed")
+        raise DataError(f"no product in {catalogue} ({source.describe()}); nothing to embed")
+    exported: list[ImageVector] = []
     vector_cache = _vector_cache(settings) if cache else None
     started = time.monotonic()
     index = _open_index(settings)  # before the model: an unreachable Milvus fails in a second
@@ -116,15 +128,19 @@ def embed(
                 records, embedder=model, index=index, cache=vector_cache, batch_size=batch_size,
                 on_progress=lambda r: progress.update(task, completed=r.processed,
                                                       note=f"{r.failed} failed" if r.failed else ""),
+                on_indexed=exported.extend if export is not None else None,
             )
     finally:
         index.close()
     if not report.indexed:
         raise DataError(f"no image of {catalogue} could be embedded: {report.summary()}"
                         + (f"; first: {report.examples[0][0]}: {report.examples[0][1]}" if report.examples else "")
-                        + "; check the catalogue's image URLs/paths")
+                        + "; check the catalogue's image URLs/paths (or --images-dir)")
     out.print(f"{report.summary()} -> {index.collection} at {settings.milvus_uri} "
               f"({model.version}) in {time.monotonic() - started:.1f}s")
+    if export is not None:
+        written = write_vectors(export, exported)
+        out.print(f"exported {written} vectors ({model.dim}-d) with their product ids to {export}")
     for product_id, reason in report.examples[:5]:
         out.print(f"  failed {product_id}: {reason}", highlight=False)
 
@@ -165,6 +181,9 @@ def similar(
 def serve_similarity(
     catalogue: Annotated[Path, typer.Argument(help="The catalogue that was embedded (for titles and images).")],
     preset: PresetOpt = "auto",
+    columns: ColumnsOpt = None,
+    mapping: MappingOpt = None,
+    no_header: NoHeaderOpt = False,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8088,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
     judgements: Annotated[Optional[Path], typer.Option(help="SQLite file of judgements "
@@ -181,8 +200,9 @@ def serve_similarity(
     from embedder.web import check_similarity_bind, product_table, similarity_app
 
     check_similarity_bind(host, token)  # before the catalogue and Milvus: a refused start costs nothing
+    source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header)
     settings = Settings.load()
-    products = product_table(_records(catalogue, preset, None))
+    products = product_table(_records(source, None))
     index = _open_index(settings)
     store = JudgementStore(judgements or settings.state_dir / "judgements.sqlite")
     # catalogue images sit beside the file (images/ next to the CSV): only that folder is served

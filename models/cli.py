@@ -12,15 +12,18 @@ inside the functions so ``prodcat --help`` stays quick.
 from __future__ import annotations
 
 import json
+import sys
 import time
-from itertools import islice
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from prodcat.console import JsonOpt, err, out, print_json, table
+from prodcat.catalogue_options import Catalogue, ColumnsOpt, MappingOpt, NoHeaderOpt, PresetOpt
+from prodcat.console import JsonOpt, err, out, print_json, print_json_line, table
 from prodcat.errors import ConfigError, DataError, InvalidRecord, ProdcatError
 
 if TYPE_CHECKING:
@@ -33,30 +36,33 @@ if TYPE_CHECKING:
 
 __all__ = ["evaluate", "predict", "train"]
 
-PresetOpt = Annotated[str, typer.Option(help="Column mapping: auto, jsonl, csv, flipkart, flipkart-names, myntra, ...")]
 LimitOpt = Annotated[Optional[int], typer.Option(min=1, help="Read at most this many products.")]
 UseCategoryOpt = Annotated[bool, typer.Option(
     "--use-category/--no-use-category",
     help="Read the feed's category fields as model inputs. Off by default: in the public catalogues the "
          "category path IS the label.")]
+PREDICT_BATCH = 256  # products per model call when predicting JSONL, as the worker's PRODCAT_BATCH_SIZE default
 METRIC_KEYS = ("micro_precision", "micro_recall", "micro_f1", "macro_f1", "hierarchical_precision",
                "hierarchical_recall", "hierarchical_f1", "coverage")
 
 
-def _records(catalogue: Path, preset: str, limit: int | None) -> list[ProductRecord]:
-    from prodcat.catalogue import read_catalogue
+def _records(catalogue: Catalogue, limit: int | None) -> list[ProductRecord]:
     from prodcat.record import parse_record
 
-    if not catalogue.is_file():
-        raise ProdcatError(f"catalogue file {catalogue} does not exist")
-    records = []
-    for raw in islice(read_catalogue(catalogue, preset), limit):  # read_catalogue checks the preset
+    if not catalogue.path.is_file():
+        raise ProdcatError(f"catalogue file {catalogue.path} does not exist")
+    records, rejected = [], 0
+    first_reason = ""
+    for raw in islice(catalogue.read(), limit):  # read_catalogue checks the preset and the mapping
         try:
             records.append(parse_record(raw))
-        except InvalidRecord:
-            continue  # the stream would dead-letter it; training skips it
+        except InvalidRecord as exc:
+            rejected += 1  # the stream would dead-letter it; training skips it
+            first_reason = first_reason or exc.reason
     if not records:
-        raise DataError(f"no usable product in {catalogue} (preset {preset!r})")
+        why = (f"all {rejected} rejected, the first because {first_reason[:160]}; a catalogue without a header "
+               "or with its own column names needs --columns/--mapping (and --no-header)") if rejected else "it is empty"
+        raise DataError(f"no usable product in {catalogue.path} ({catalogue.describe()}): {why}")
     return records
 
 
@@ -105,6 +111,9 @@ def _metrics_table(title: str, columns: dict[str, dict[str, Any]]) -> Table:
 def train(
     catalogue: Annotated[Path, typer.Argument(help="Catalogue file, e.g. ../shared/datasets/flipkart/products_20k_name_tree.csv.")],
     preset: PresetOpt = "auto",
+    columns: ColumnsOpt = None,
+    mapping: MappingOpt = None,
+    no_header: NoHeaderOpt = False,
     labels: Annotated[str, typer.Option(help="'rules' (generated from the taxonomy), 'truth' (the catalogue's own "
                                              "category paths) or a JSONL file of {id, categories}.")] = "rules",
     registry: Annotated[Optional[Path], typer.Option(help="Model registry folder (default: <state_dir>/models).")] = None,
@@ -132,7 +141,8 @@ def train(
         raise ConfigError(f"--labels: expected 'rules', 'truth' or an existing JSONL file, received {labels!r}")
     names = [m.strip() for m in members.split(",") if m.strip()]
     started = time.monotonic()
-    records = _records(catalogue, preset, limit)  # a missing or empty catalogue fails before TensorFlow loads
+    source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header)
+    records = _records(source, limit)  # a missing or empty catalogue fails before TensorFlow loads
     from models.labels import LabelWeighting, labels_from_paths
     from models.members import MEMBERS
     from models.registry import ModelRegistry
@@ -186,12 +196,17 @@ def train(
     out.print(f"registered [bold]{version}[/bold] at {store.path(version)} in {seconds:.0f}s")
 
 
-def _load(model_dir: Path) -> Classifier:
+def _check_model_dir(model_dir: Path) -> None:
+    """A registered version's folder, checked without TensorFlow (seconds)."""
     if not model_dir.is_dir():
         raise ProdcatError(f"model directory {model_dir} does not exist; pass a registered version's folder")
-    if not (model_dir / "manifest.json").is_file():  # checked before TensorFlow is imported (seconds)
+    if not (model_dir / "manifest.json").is_file():
         raise DataError(f"{model_dir} is not a model directory (no manifest.json); pass a registered version's "
                         "folder, e.g. <state_dir>/models/<version>")
+
+
+def _load(model_dir: Path) -> Classifier:
+    _check_model_dir(model_dir)  # before TensorFlow is imported
     from models.artifact import load_classifier  # TensorFlow/Keras: only once there is a model to load
 
     try:
@@ -205,6 +220,9 @@ def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A registered model's folder.")],
     catalogue: Annotated[Path, typer.Argument(help="Catalogue with true category paths.")],
     preset: PresetOpt = "auto",
+    columns: ColumnsOpt = None,
+    mapping: MappingOpt = None,
+    no_header: NoHeaderOpt = False,
     limit: LimitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -213,8 +231,10 @@ def evaluate(
     from models.metrics import evaluate as score
     from prodcat.catalogue import true_category_path
 
+    source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header)
+    _check_model_dir(model_dir)
+    records = _records(source, limit)  # a catalogue that does not fit its mapping fails before TensorFlow loads
     classifier = _load(model_dir)
-    records = _records(catalogue, preset, limit)
     y = label_matrix(labels_from_paths([true_category_path(r) for r in records], classifier.taxonomy),
                      classifier.taxonomy)
     started = time.monotonic()
@@ -232,29 +252,80 @@ def evaluate(
     out.print(f"per-level F1: {levels}; {per_second:.0f} products/s")
 
 
-def predict(
-    model_dir: Annotated[Path, typer.Argument(help="A registered model's folder.")],
-    json_product: Annotated[str, typer.Argument(help="One product as JSON text, or a .json file.")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Categorise one product and print categories, scores, the tokens behind them and the uncertainty."""
+def _prediction(record: ProductRecord, result: Any, classifier: Classifier) -> dict[str, Any]:
+    """One product's decision as JSON: categories with score and the tokens behind them, all scores, uncertainty."""
+    return {"id": record.id, "version": classifier.version, "categories": [
+        {"id": c, "path": classifier.taxonomy.path_str(c), "score": result.scores.get(c, 0.0),
+         "because_of": list(result.explanation.get(c, []))} for c in result.categories],
+        "scores": {classifier.taxonomy.path_str(c): s for c, s in result.scores.items()},
+        "uncertainty": result.uncertainty, "disagreement": result.disagreement}
+
+
+def _parsed_batches(lines: Iterable[bytes | str], source: str, size: int = PREDICT_BATCH) -> Iterator[list[ProductRecord]]:
+    """JSONL lines as batches of records; a line prodcat cannot read is a one-line error naming it."""
     from prodcat.record import parse_record
 
+    batch: list[ProductRecord] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            batch.append(parse_record(line))
+        except InvalidRecord as exc:
+            raise DataError(f"{source}:{number}: {exc.reason}; expected one JSON product object per line") from None
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _predict_jsonl(model_dir: Path, lines: Iterable[bytes | str], source: str) -> None:
+    """JSONL in, JSONL out: one prediction line per product line, written batch by batch."""
+    _check_model_dir(model_dir)  # before reading a long input
+    batches = _parsed_batches(lines, source)
+    first = next(batches, None)  # an empty input fails before TensorFlow loads
+    if first is None:
+        raise DataError(f"no product in {source}; expected one JSON product object per line")
+    classifier = _load(model_dir)
+    for batch in chain([first], batches):
+        for record, result in zip(batch, classifier.predict_batch(batch), strict=True):
+            print_json_line(_prediction(record, result, classifier))
+        sys.stdout.flush()
+
+
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A registered model's folder.")],
+    json_product: Annotated[Optional[str], typer.Argument(
+        help="One product as JSON text or a .json file; a .jsonl file, '-' or nothing: JSONL (one product per "
+             "line, from the file or stdin), answered with one JSON line per product.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Categorise products and print categories, scores, the tokens behind them and the uncertainty."""
+    from prodcat.record import parse_record
+
+    if json_product is None or json_product == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ConfigError("expected a product as JSON text, a .json/.jsonl file, or JSONL on stdin "
+                              "(e.g. prodcat predict MODEL_DIR < products.jsonl); stdin is a terminal")
+        # bytes, so parse_record judges the encoding (a non-UTF-8 line is its error, not a decoding crash)
+        _predict_jsonl(model_dir, getattr(sys.stdin, "buffer", sys.stdin), "stdin")
+        return
     text = json_product
     if not text.lstrip().startswith("{"):
         path = Path(text)
         if not path.is_file():
-            raise ProdcatError(f"expected a JSON object or a .json file, received {text[:60]!r}")
+            raise ProdcatError(f"expected a JSON object, a .json/.jsonl file or '-' (stdin), received {text[:60]!r}")
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            with path.open("rb") as lines:
+                _predict_jsonl(model_dir, lines, str(path))
+            return
         text = path.read_text(encoding="utf-8")
     record = parse_record(text)  # InvalidRecord (a ProdcatError) says what is wrong
     classifier = _load(model_dir)
     result = classifier.predict_batch([record])[0]
     if as_json:
-        print_json({"id": record.id, "version": classifier.version, "categories": [
-            {"id": c, "path": classifier.taxonomy.path_str(c), "score": result.scores.get(c, 0.0),
-             "because_of": list(result.explanation.get(c, []))} for c in result.categories],
-            "scores": {classifier.taxonomy.path_str(c): s for c, s in result.scores.items()},
-            "uncertainty": result.uncertainty, "disagreement": result.disagreement})
+        print_json(_prediction(record, result, classifier))
         return
     shown = table("category", "score", "because of", title=f"{record.title or record.id} ({classifier.version})")
     for category in result.categories:

@@ -27,6 +27,7 @@ from embedder.cli import embed, serve_similarity, similar
 from models.cli import evaluate as model_evaluate
 from models.cli import predict as model_predict
 from models.cli import train as model_train
+from prodcat.catalogue_options import Catalogue, ColumnsOpt, MappingOpt, NoHeaderOpt, PresetOpt
 from prodcat.console import JsonOpt, err, out, print_json, table
 from prodcat.errors import ConfigError, DataError, ProdcatError, StackError
 from prodcat.kafka import connect_admin
@@ -148,8 +149,10 @@ def worker(loglevel: Annotated[str, typer.Option(help="Faust log level: " + ", "
 @app.command()
 def feed(
     file: Annotated[Path, typer.Argument(help="Catalogue file (CSV/JSONL or a shared dataset file).")],
-    preset: Annotated[str, typer.Option(help="Column mapping: auto, jsonl, csv, flipkart, flipkart-names, "
-                                              "flipkart-images, myntra, myntra-images.")] = "auto",
+    preset: PresetOpt = "auto",
+    columns: ColumnsOpt = None,
+    mapping: MappingOpt = None,
+    no_header: NoHeaderOpt = False,
     noise: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of records dirtied like a real feed.")] = 0.0,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Send at most this many.")] = None,
     seed: Annotated[int, typer.Option(help="Noise seed.")] = 0,
@@ -159,11 +162,12 @@ def feed(
 
     if not file.exists():
         raise ProdcatError(f"catalogue file {file} does not exist")
+    catalogue = Catalogue.from_options(file, preset, columns, mapping, no_header=no_header)
     s = settings()
-    events = iter(catalogue_events(file, preset, noise=noise, limit=limit, seed=seed))
+    events = iter(catalogue_events(file, preset, noise=noise, limit=limit, seed=seed, mapping=catalogue.mapping))
     first = next(events, None)  # reads the preset and the first line before Kafka is reached
     if first is None:
-        raise DataError(f"no product in {file} (preset {preset!r}); nothing to send")
+        raise DataError(f"no product in {file} ({catalogue.describe()}); nothing to send")
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task(f"feeding {file.name}", total=limit)
         sent = publish(s, chain([first], events), on_sent=lambda n: progress.advance(task, n))
@@ -267,18 +271,22 @@ def rules_generate(
     catalogue: Annotated[Path, typer.Argument(help="Catalogue whose category paths form the taxonomy.")],
     rules_out: Annotated[Path, typer.Option("--rules", help="Where to write the rules YAML.")],
     taxonomy_out: Annotated[Path, typer.Option("--taxonomy", help="Where to write the taxonomy JSON.")],
-    preset: Annotated[str, typer.Option(help="Catalogue preset (see `feed`).")] = "auto",
+    preset: PresetOpt = "auto",
+    columns: ColumnsOpt = None,
+    mapping: MappingOpt = None,
+    no_header: NoHeaderOpt = False,
     max_depth: Annotated[int, typer.Option(min=1, help="Truncate category paths to this depth.")] = 4,
 ) -> None:
     """Derive a taxonomy and a starter rule set (category name -> title words) from a catalogue."""
-    from prodcat.catalogue import read_catalogue, true_category_path
+    from prodcat.catalogue import true_category_path
     from prodcat.errors import InvalidRecord
     from prodcat.record import parse_record
     from prodcat.rules import generate_rules
     from prodcat.taxonomy import Taxonomy
 
+    source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header)
     paths = []
-    for raw in read_catalogue(catalogue, preset):
+    for raw in source.read():
         try:
             path = true_category_path(parse_record(raw))
         except InvalidRecord:
@@ -286,7 +294,7 @@ def rules_generate(
         if path:
             paths.append(path)
     if not paths:
-        raise DataError(f"no product with a category path in {catalogue} (preset {preset!r}); "
+        raise DataError(f"no product with a category path in {catalogue} ({source.describe()}); "
                         "expected a catalogue whose category field holds paths like 'Shoes > Sneakers'")
     taxonomy = Taxonomy.from_paths(paths, max_depth=max_depth)
     ruleset = generate_rules(taxonomy)

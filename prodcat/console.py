@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["JsonOpt", "err", "out", "print_json", "table"]
+__all__ = ["JsonOpt", "err", "out", "print_json", "print_json_line", "table"]
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -36,6 +36,11 @@ def print_json(data: Any) -> None:
     """``data`` as JSON on stdout (no colours, no wrapping); numpy numbers as numbers, paths and dates as text."""
     sys.stdout.write(json.dumps(data, indent=2, default=_plain, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def print_json_line(data: Any) -> None:
+    """``data`` as one compact JSON line on stdout (JSONL output, e.g. `predict` reading stdin)."""
+    sys.stdout.write(json.dumps(data, default=_plain, ensure_ascii=False) + "\n")
 
 
 def _plain(value: Any) -> Any:

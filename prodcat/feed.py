@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 from prodcat.catalogue import add_noise, read_catalogue
 from prodcat.errors import StackError
 from prodcat.kafka import connect_admin
+from prodcat.mapping import ColumnMapping
 from prodcat.record import canonical_field
 from prodcat.settings import Settings
 
@@ -58,10 +59,13 @@ def publish(settings: Settings, events: Iterable[tuple[bytes | None, bytes]],
 
 
 def catalogue_events(path: Path, preset: str = "auto", *, noise: float = 0.0, limit: int | None = None,
-                     seed: int = 0) -> Iterable[tuple[bytes | None, bytes]]:
-    """(key, JSON bytes) for each catalogue row, optionally dirtied like a real affiliate feed."""
+                     seed: int = 0, mapping: ColumnMapping | None = None) -> Iterable[tuple[bytes | None, bytes]]:
+    """(key, JSON bytes) for each catalogue row, optionally dirtied like a real affiliate feed.
+
+    ``mapping`` (``--columns``/``--mapping``) names the columns of a catalogue prodcat does not know.
+    """
     rng = random.Random(seed)
-    for i, raw in enumerate(read_catalogue(path, preset)):
+    for i, raw in enumerate(read_catalogue(path, preset, mapping=mapping)):
         if limit is not None and i >= limit:
             return
         if noise > 0:

@@ -47,6 +47,8 @@ def make_files(tmp: Path) -> Path:
     (tmp / "empty.jsonl").write_text("")
     (tmp / "bad.jsonl").write_text("{not json\n")
     (tmp / "nocat.jsonl").write_text('{"id": "p1", "title": "Red shirt"}\n')
+    (tmp / "headerless.csv").write_text("p1,Red shirt,Clothing > Shirts\np2,Blue jeans,Clothing > Jeans\n")
+    (tmp / "bad-mapping.yaml").write_text("header: false\ncolumns: {0: id, 1: colour}\n")
     (tmp / "notamodel").mkdir()
     (tmp / "broken-model").mkdir()  # a manifest and nothing else: loading it imports TensorFlow, then fails
     (tmp / "broken-model" / "manifest.json").write_text(json.dumps({"format": FORMAT, "members": ["logreg"],
@@ -60,6 +62,26 @@ def expand(args: list[str], tmp: Path) -> list[str]:
 
 def rules_out(tmp: str = "{tmp}") -> list[str]:
     return ["--rules", f"{tmp}/rules.yaml", "--taxonomy", f"{tmp}/taxonomy.json"]
+
+
+# the commands that read a catalogue, with the arguments before it, and the options they share
+CATALOGUE_COMMANDS = [["feed"], ["rules", "generate", *rules_out()], ["train"], ["evaluate", "{tmp}/broken-model"],
+                      ["embed"], ["similar-ui"]]
+MAPPING_OPTIONS = ("--columns", "--mapping", "--no-header")
+
+
+def mapping_cases(command: list[str]) -> list[tuple[list[str], str]]:
+    """Bad --columns, --mapping and --no-header values for a command that reads a catalogue."""
+    csv = "{tmp}/headerless.csv"
+    return [
+        ([*command, csv, "--columns", "id,title,maker", "--no-header"], "unknown field 'maker'; expected one of id,"),
+        ([*command, csv, "--columns", "0=id,9=title", "--no-header"], "column 9 (title) is out of range"),
+        ([*command, csv, "--columns", "title,category", "--no-header"], "needs a column mapped to 'id'"),
+        ([*command, csv, "--columns", "0=id,title"], "not both"),
+        ([*command, csv, "--mapping", "{tmp}/bad-mapping.yaml"], "unknown field 'colour'"),
+        ([*command, csv, "--mapping", "/no/such.yaml"], "mapping file /no/such.yaml does not exist"),
+        ([*command, csv, "--no-header"], "--no-header: a CSV without a header needs --columns or --mapping"),
+    ]
 
 
 FORMAT = "prodcat.classifier/1"  # models.artifact.FORMAT, not imported: that would load TensorFlow here
@@ -132,13 +154,23 @@ IN_PROCESS = [
     (["evaluate", "{tmp}/notamodel", SAMPLE], "is not a model directory (no manifest.json)"),
     (["predict"], "Missing argument"),
     (["predict", "{tmp}/notamodel", "{not json"], "not valid UTF-8 JSON"),
-    (["predict", "{tmp}/notamodel", "{tmp}/empty.jsonl"], "not valid UTF-8 JSON"),
-    (["predict", "{tmp}/notamodel", "/no/such.json"], "expected a JSON object or a .json file"),
+    (["predict", "{tmp}/broken-model", "{tmp}/empty.jsonl"], "no product in"),  # JSONL: before TensorFlow
+    (["predict", "{tmp}/broken-model", "{tmp}/bad.jsonl"], "bad.jsonl:1: value is not valid UTF-8 JSON"),
+    (["predict", "{tmp}/notamodel", "{tmp}/empty.jsonl"], "is not a model directory"),
+    (["predict", "{tmp}/notamodel", "/no/such.json"], "expected a JSON object, a .json/.jsonl file or '-'"),
     (["predict", "{tmp}/notamodel", '{"title": "x"}'], "missing id"),
     (["predict", "/no/dir", RED_SHIRT], "model directory /no/dir does not exist"),
     (["predict", "{tmp}/notamodel", RED_SHIRT], "is not a model directory"),
     (["label-ui", "--port", "0"], "'--port'"),
     (["label-ui", "--host", "0.0.0.0"], "without a token"),
+    *[case for command in CATALOGUE_COMMANDS for case in mapping_cases(command)],
+    (["feed", "{tmp}/headerless.csv", "--columns", "id,title", "--preset", "flipkart"],
+     "a column mapping applies to generic catalogues"),
+    (["train", "{tmp}/nocat.jsonl", "--columns", "0=id"], "column 0 is a position, but nocat.jsonl is JSONL"),
+    (["embed", "{tmp}/headerless.csv", "--columns", "id,title,category", "--no-header", "--images-dir", "/no/dir"],
+     "--images-dir: /no/dir is not a folder"),
+    (["embed", "{tmp}/headerless.csv", "--export", "{tmp}/vectors.csv"], "--export: expected a file name ending in .npz"),
+    (["embed", "{tmp}/headerless.csv", "--export", "{tmp}"], "--export: expected a file name ending in .npz"),
 ]
 # the real CLI: usage errors of typer's click, empty inputs, every service that is down, TensorFlow imported
 SUBPROCESS = [
@@ -238,6 +270,53 @@ def test_every_command_is_covered():
     covered = {_path_of(args) for args, _ in IN_PROCESS + SUBPROCESS}
     missing = [" ".join(path) for path in COMMANDS if path not in covered]
     assert not missing, f"no bad-input case for: {missing}"
+
+
+def _options_of(path: tuple[str, ...]) -> set[str]:
+    command = ROOT_COMMAND
+    for word in path:
+        command = command.commands[word]
+    return {name for param in command.params for name in getattr(param, "opts", [])}
+
+
+CASE_OPTIONS = (*MAPPING_OPTIONS, "--images-dir", "--export")  # the catalogue options: each needs its own case
+
+
+def test_every_catalogue_option_is_covered():
+    """Every command that takes a catalogue option (--columns, --mapping, --no-header, --images-dir, --export)
+    has a bad-input case using it, so a new command reading catalogues cannot skip them."""
+    used = {(_path_of(args), option) for args, _ in IN_PROCESS + SUBPROCESS for option in args if option in CASE_OPTIONS}
+    wanted = {(path, option) for path in COMMANDS for option in CASE_OPTIONS if option in _options_of(path)}
+    assert {path for path, _ in wanted} >= {_path_of(expand(c, Path("/t"))) for c in CATALOGUE_COMMANDS}
+    missing = sorted(f"{' '.join(path)} {option}" for path, option in wanted - used)
+    assert not missing, f"no bad-input case for: {missing}"
+
+
+@pytest.mark.parametrize(("stdin", "expected"), [
+    ("", "no product in stdin"),
+    ('{"id": "1", "title": "Red shirt"}\n{"title": "no id"}\n', "stdin:2: missing id"),
+    ('{"id": "1", "title": "Lamp"}\n\n[1, 2]\n', "stdin:3: expected a JSON object"),
+])
+def test_predict_reads_jsonl_from_stdin_mistakes(stdin, expected, files, monkeypatch, capsys):
+    """`predict MODEL` and `predict MODEL -` read JSONL on stdin; an empty input or a bad line is one line."""
+    for name, value in environment(files).items():
+        monkeypatch.setenv(name, value)
+    for args in (["predict", str(files / "broken-model")], ["predict", str(files / "broken-model"), "-"]):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+        code = run(args)
+        captured = capsys.readouterr()
+        assert_one_line_error(code, captured.out, captured.err, expected)
+
+
+def test_predict_refuses_a_terminal_on_stdin(files, monkeypatch, capsys):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    code = run(["predict", str(files / "broken-model")])
+    captured = capsys.readouterr()
+    assert_one_line_error(code, captured.out, captured.err, "JSONL on stdin")
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
