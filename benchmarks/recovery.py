@@ -420,8 +420,8 @@ def report(args: argparse.Namespace, command: str, main: Run, compare: list[Run]
         "",
         "Chosen defaults: `PRODCAT_KAFKA_SESSION_TIMEOUT_S=8` (6 s is the broker's default floor,"
         " group.min.session.timeout.ms), `PRODCAT_KAFKA_HEARTBEAT_INTERVAL_S=1`, static membership off. 8 s keeps"
-        " ready-to-consuming under 10 s even for a worker that is ready at once; 10 s does not (7.5 s here with a"
-        " 2.7 s start, about 9.5 s with an instant one). Static membership is opt-in because of what it costs"
+        " ready-to-consuming under 10 s even for a worker that is ready at once; with 10 s it is about 11 s minus"
+        " the start-up time, too close to the goal for a worker that starts fast. Static membership is opt-in because of what it costs"
         " with Faust 0.15 / aiokafka 0.14 (seen here): the ids must be unique per worker and stable across its"
         " restarts; a second worker with the same id fences the first; an id reused with another web address makes"
         " Faust's assignor fail an assertion (`metadata.url == self._url`) inside aiokafka's coordination task, and"
