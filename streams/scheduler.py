@@ -59,6 +59,7 @@ class BatchScheduler(Generic[E]):
             await self.ack(events)
 
         source = aiter(batches)
+        taken: asyncio.Future | None = None
         try:
             while True:
                 taken = asyncio.ensure_future(anext(source))
@@ -81,5 +82,11 @@ class BatchScheduler(Generic[E]):
             # stopping never waits for unacked batches: they are consumed again by the next worker
             for task in tasks:
                 task.cancel()
+            # cancelled while waiting for the next batch (the worker stopping): the pending take would
+            # otherwise end later with StopAsyncIteration that nobody retrieves (an ERROR in the log)
+            if taken is not None and not taken.done():
+                taken.cancel()
+            elif taken is not None and not taken.cancelled():
+                taken.exception()
             if failed.done() and not failed.cancelled():
                 failed.exception()  # retrieved: no "exception was never retrieved" at shutdown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -133,6 +134,30 @@ def test_when_the_source_ends_unfinished_batches_are_dropped_unacked() -> None:
         assert acked == []
 
     asyncio.run(go())
+
+
+def test_a_worker_stopped_while_waiting_for_a_batch_leaves_no_unretrieved_exception() -> None:
+    """Regression (issue 15): the pending take ended with StopAsyncIteration after the agent was
+    cancelled, and asyncio logged "[ERROR] Task exception was never retrieved" at every shutdown."""
+    async def go() -> list[str]:
+        complaints: list[str] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: complaints.append(ctx["message"]))
+        handler, acked, source = Handler(), [], Source()
+        handler.gate(0).set()
+        all_acked = asyncio.Event()
+        run = asyncio.ensure_future(scheduler(handler, acked, 2, all_acked, expected=1).run(source))
+        source.queue.put_nowait([0])
+        await all_acked.wait()  # now waiting for the next batch
+        run.cancel()  # Faust cancels the agent when the worker stops
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        source.queue.put_nowait(None)  # the stream then ends
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()  # "never retrieved" is reported when the task is collected
+        return complaints
+
+    assert [m for m in asyncio.run(go()) if "never retrieved" in m] == []
 
 
 def test_in_flight_must_be_positive() -> None:
