@@ -39,8 +39,10 @@ def publish(settings: Settings, events: Iterable[tuple[bytes | None, bytes]],
     if first is None:
         return 0
     connect_admin(settings)
+    # log_level 0: failures reach the caller through the delivery reports; librdkafka's own lines are
+    # transient noise, e.g. "GETPID ... Coordinator load in progress: retrying" on a freshly started broker
     producer = Producer({**settings.kafka_client_config(), "linger.ms": 20, "acks": "all",
-                         "enable.idempotence": True, "compression.type": "lz4"})
+                         "enable.idempotence": True, "compression.type": "lz4", "log_level": 0})
     sent = 0
     for key, value in itertools.chain([first], events):
         while True:
