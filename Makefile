@@ -12,11 +12,12 @@ $(BIN)/prodcat: pyproject.toml
 .PHONY: install demo test bench stop
 install: $(BIN)/prodcat
 
-demo: install  ## start the stack and a worker, replay a sample feed, print category counts
+demo: install  ## start the stack, train + announce a small model, replay a sample feed through a worker, show results
 	$(BIN)/prodcat demo
 
 test: install  ## unit + integration tests; the session fixture starts and stops the real stack
 	$(BIN)/pytest
 
-stop:
+stop:  ## the demo's worker and pages, then the stack
+	$(BIN)/prodcat demo --stop
 	$(BIN)/prodcat stack down

@@ -8,7 +8,6 @@ other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +26,13 @@ from embedder.cli import embed, serve_similarity, similar
 from models.cli import evaluate as model_evaluate
 from models.cli import predict as model_predict
 from models.cli import train as model_train
-from prodcat.catalogue_options import Catalogue, ColumnsOpt, MappingOpt, NoHeaderOpt, PresetOpt
+from prodcat.catalogue_options import (
+    Catalogue,
+    ColumnsOpt,
+    MappingOpt,
+    NoHeaderOpt,
+    PresetOpt,
+)
 from prodcat.console import JsonOpt, err, out, print_json, table
 from prodcat.errors import ConfigError, DataError, ProdcatError, StackError
 from prodcat.kafka import connect_admin
@@ -141,9 +146,13 @@ def worker(loglevel: Annotated[str, typer.Option(help="Faust log level: " + ", "
     elasticsearch_client(s).close()
     if s.skip_unchanged or s.embed_images:
         redis_client(s).close()
-    from streams.worker import run_worker  # Faust, and TensorFlow when images are on: after the checks
+    from retrain.intake import LabelIntake
+    from streams.worker import (
+        run_worker,  # Faust, and TensorFlow when images are on: after the checks
+    )
 
-    run_worker(s, loglevel=loglevel.lower())
+    # human labels reach the label store through the worker; the CLI wires retrain's intake in
+    run_worker(s, loglevel=loglevel.lower(), label_intake=LabelIntake.for_worker(s))
 
 
 @app.command()
@@ -307,48 +316,35 @@ def rules_generate(
 
 
 # --- demo ------------------------------------------------------------------------------------
+def _default_photos() -> Optional[Path]:
+    from prodcat.demo import DEFAULT_PHOTOS
+
+    return DEFAULT_PHOTOS if DEFAULT_PHOTOS.is_file() else None
+
+
 @app.command()
 def demo(
     file: Annotated[Optional[Path], typer.Option(help="Catalogue to replay (default: the shipped sample).")] = None,
-    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait for the worker.")] = 180.0,
+    photos: Annotated[Optional[Path], typer.Option(
+        envvar="PRODCAT_DEMO_PHOTOS", show_envvar=False,
+        help="A Flipkart-style images.csv with images/ beside it: trained on, and some replayed with their photos "
+             "(default: ../shared/datasets/flipkart/images.csv when it is there; PRODCAT_DEMO_PHOTOS).")] = None,
+    no_photos: Annotated[bool, typer.Option("--no-photos", help="Text only: no photo catalogue, no image "
+                                                                 "embedding.")] = False,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds to wait for the worker.")] = 240.0,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the worker and pages a demo left running "
+                                                      "(`make stop` also stops the stack).")] = False,
 ) -> None:
-    """Start the stack and a worker, replay a sample feed, print category counts from Elasticsearch."""
-    from elasticsearch import Elasticsearch
+    """Train a small model, announce it, replay a sample feed through a worker, show what it decided."""
+    from prodcat.demo import DemoOptions, render, run_demo, stop_demo
 
-    from prodcat.feed import catalogue_events, publish
-    from prodcat.stack import Stack
-    from streams.topics import ensure_topics
-
-    file = file or SAMPLE_FEED
-    if not file.is_file():
-        raise DataError(f"catalogue file {file} does not exist; pass --file with an existing catalogue")
     s = settings()
-    Stack(s).up(on_event=out.print)
-    ensure_topics(s)
-    sent = publish(s, catalogue_events(file, "auto", noise=0.3, seed=1))
-    if not sent:
-        raise DataError(f"no product in {file}; nothing to categorise")
-    out.print(f"sent {sent} events from {file}")
-    log = (s.state_dir / "run" / "demo-worker.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "prodcat", "worker", "--loglevel", "warning"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        es = Elasticsearch(**s.es_client_kwargs())
-        deadline = time.monotonic() + timeout
-        count = 0
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(2)
-            if es.indices.exists(index=s.es_index_products):
-                es.indices.refresh(index=s.es_index_products)
-                count = es.count(index=s.es_index_products)["count"]
-                if count >= sent * 0.9:
-                    break
-        if proc.poll() is not None:
-            raise ProdcatError(f"the worker exited with code {proc.returncode}; see {log.name}")
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    categories(top=25)
+    if stop:
+        stop_demo(s, say=out.print)
+        return
+    options = DemoOptions(feed=file or SAMPLE_FEED, photos=None if no_photos else (photos or _default_photos()),
+                          timeout_s=timeout)
+    render(run_demo(s, options, say=lambda line: out.print(line, highlight=False)), out)
 
 
 # image similarity commands live with the embedder
