@@ -33,7 +33,7 @@ from elasticsearch import Elasticsearch, helpers  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from prodcat.settings import Settings  # noqa: E402
-from streams.deadletter import DeadLetter  # noqa: E402
+from runtime.deadletter import DeadLetter  # noqa: E402
 from streams.lag import consumer_lag  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 from tests.streams.hostile import FeedEvent, expected_store, hostile_feed  # noqa: E402

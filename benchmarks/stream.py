@@ -49,7 +49,7 @@ from prodcat.rules import generate_rules
 from prodcat.settings import Settings
 from prodcat.stack import Stack
 from prodcat.taxonomy import Taxonomy
-from streams.model_updates import Announcement, announce
+from runtime.model_updates import Announcement, announce
 from streams.topics import ensure_topics
 from stream_report import write_report
 

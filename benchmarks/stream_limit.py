@@ -24,7 +24,7 @@ from elasticsearch.serializer import OrjsonSerializer
 
 from prodcat.record import canonical_field
 from prodcat.settings import Settings
-from streams.sinks.elastic import PRODUCTS_MAPPING
+from runtime.sinks.elastic import PRODUCTS_MAPPING
 
 
 class LimitLoop:

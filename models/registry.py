@@ -1,7 +1,7 @@
 """A folder of model artifacts, one sub-directory per version.
 
 Promotion is not done here: the retrain job registers a model, then announces it with
-``streams.model_updates.announce(settings, Announcement(version, location=str(registry.path(version)),
+``runtime.model_updates.announce(settings, Announcement(version, location=str(registry.path(version)),
 kind="model"))`` and every worker loads it with :func:`models.artifact.load_classifier`.
 """
 

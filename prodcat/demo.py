@@ -49,7 +49,7 @@ from prodcat.stack import Stack
 from prodcat.stack.process import ManagedProcess
 from prodcat.taxonomy import Taxonomy
 from streams.lag import consumer_lag
-from streams.model_updates import Announcement, announce
+from runtime.model_updates import Announcement, announce
 from streams.topics import ensure_topics
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ def load_taxonomy(settings: Settings, path: Path | None = None) -> tuple[Taxonom
     else PRODCAT_TAXONOMY_PATH; else the demo taxonomy the worker also falls back to.
     """
     if path is None:
-        from streams.model_updates import AnnouncementReader
+        from runtime.model_updates import AnnouncementReader
 
         reader = AnnouncementReader(settings)
         try:

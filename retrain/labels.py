@@ -26,15 +26,23 @@ from typing import Annotated, Any, Protocol, TypeVar
 
 from elasticsearch import AsyncElasticsearch, helpers
 from elasticsearch.exceptions import ApiError
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, ValidationInfo,
-                      field_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from prodcat.cleaning import parse_datetime, split_category_path
 from prodcat.errors import InvalidRecord
 from prodcat.taxonomy import Taxonomy
 from retrain.resolution import Conflict, ProductLabels, find_conflicts, resolve, tally
-from streams.policy import is_outage
-from streams.sinks.elastic import Document, ElasticSink
+from runtime.policy import is_outage
+from runtime.sinks.elastic import Document, ElasticSink
 
 __all__ = ["LABELS_MAPPING", "HumanLabel", "LabelStore", "RequestLookup", "WriteResult", "join_requests", "parse_label"]
 
@@ -192,7 +200,7 @@ class LabelStore:
 
     ``requests`` (the worker's labelling gate) fills in ``p`` for labels that arrive without it.
 
-    Writes go through :class:`~streams.sinks.elastic.ElasticSink` (bulk, external_gte versions);
+    Writes go through :class:`~runtime.sinks.elastic.ElasticSink` (bulk, external_gte versions);
     writes and reads back off and retry forever on an outage.
     """
 

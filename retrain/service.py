@@ -19,8 +19,8 @@ from retrain.job import GatePolicy, RetrainBusy, RoundReport, run_round
 from retrain.labels import LabelStore
 from retrain.resolution import resolve, tally
 from retrain.weights import importance_weights, label_probabilities
-from streams.model_updates import Announcement, AnnouncementReader, announce
-from streams.worker import DATA, load_announced, load_rules
+from runtime.loading import DATA, load_announced, load_rules
+from runtime.model_updates import Announcement, AnnouncementReader, announce
 
 log = logging.getLogger(__name__)
 LOCK = "prodcat:retrain:lock"

@@ -12,6 +12,7 @@ import ssl
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import faust
 from aiohttp.web import Response
@@ -26,20 +27,27 @@ from prodcat.categoriser import Categoriser
 from prodcat.rules import RuleSet
 from prodcat.sampling import StreamSampler
 from prodcat.settings import Settings
+from prodcat.taxonomy import Taxonomy
 from prodcat.web import access_middleware
-from retrain.labels import LabelStore
+from runtime.deadletter import DeadLetter, RawEvent
+from runtime.model_updates import Announcement, AnnouncementReader
+from runtime.policy import ErrorPolicy, Health
+from runtime.sinks.base import Message, Sink
+from runtime.sinks.elastic import ElasticSink
+from runtime.sinks.kafka import KafkaSink
 from streams.dedup import UnchangedFilter
-from streams.label_intake import LabelIntake
 from streams.labelling import LabellingGate, LabellingPolicy, LabellingSampler
 from streams.lag import consumer_lag
 from streams.metrics import WorkerMetrics
-from streams.model_updates import Announcement, AnnouncementReader
-from streams.pipeline import RawEvent
-from streams.policy import ErrorPolicy, Health
-from streams.processor import BatchProcessor, CategoriserSlot, ImageSink, ImageStage, Prepared, Topics
+from streams.processor import (
+    BatchProcessor,
+    CategoriserSlot,
+    ImageSink,
+    ImageStage,
+    Prepared,
+    Topics,
+)
 from streams.scheduler import BatchScheduler
-from streams.sinks.elastic import ElasticSink
-from streams.sinks.kafka import KafkaSink
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
@@ -80,10 +88,24 @@ class _Converted:
         await self.processor.deliver(prepared)
 
 
+class LabelIntake(Protocol):
+    """Stores a batch of label events; returns their dead letters, already sent (see retrain/intake.py)."""
+
+    async def ensure_index(self) -> None: ...
+
+    async def write(self, events: Sequence[RawEvent], taxonomy: Taxonomy) -> list[DeadLetter]: ...
+
+
+# (Elasticsearch client, Kafka sink, error policy, the labelling gate that remembers each request's p)
+LabelIntakeFactory = Callable[[AsyncElasticsearch, Sink[Message], ErrorPolicy, LabellingGate], LabelIntake]
+
+
 def create_app(settings: Settings, categoriser: Categoriser, *,
                load_model: Callable[[Announcement], Categoriser] | None = None,
                images: ImageStage | None = None, image_sink: ImageSink | None = None,
-               rules: RuleSet | None = None) -> faust.App:
+               rules: RuleSet | None = None, label_intake: LabelIntakeFactory | None = None) -> faust.App:
+    """The worker's Faust app. ``label_intake`` (retrain's, wired in by the CLI) stores human labels
+    from labelling.labels; without it the worker does not consume that topic."""
     datadir = settings.state_dir / "faust" / settings.consumer_group  # not the working directory
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -114,7 +136,6 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
     )
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     products_raw = app.topic(settings.topic_raw, **raw)
-    labels_topic = app.topic(settings.topic_labels, **raw)
 
     metrics = WorkerMetrics()
     health = Health()
@@ -146,15 +167,14 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         labelling_sampler=sampler if settings.labelling_budget_per_day > 0 else None, rules=rules,
     )
     # labels that come back without p get it from the gate's record of the request
-    label_intake = LabelIntake(LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products,
-                                          requests=gate),
-                               kafka, policy, settings.topic_deadletter)
+    intake = label_intake(es, kafka, policy, gate) if label_intake is not None else None
     index_ready = asyncio.Event()
 
     @app.task
     async def create_indices() -> None:
         await elastic.ensure_index()
-        await label_intake.store.ensure_index()
+        if intake is not None:
+            await intake.ensure_index()
         index_ready.set()
 
     async def before_batch(events) -> None:
@@ -173,16 +193,17 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
                                    before_batch=before_batch)
         await scheduler.run(stream.noack_take(settings.batch_size, within=settings.batch_within_s))
 
-    @app.agent(labels_topic, supervisor_strategy=CrashingSupervisor)
-    async def store_labels(stream: faust.StreamT) -> None:
-        """labelling.labels -> the label store; bad or unknown-product labels -> dead letters."""
-        async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
-            await before_batch(events)
-            dead = await label_intake.write([raw_event(e) for e in events], slot.current.taxonomy)
-            for d in dead:
-                metrics.deadletters.labels(str(d.stage)).inc()
-            for event in events:
-                await stream.ack(event)
+    if intake is not None:
+        @app.agent(app.topic(settings.topic_labels, **raw), supervisor_strategy=CrashingSupervisor)
+        async def store_labels(stream: faust.StreamT) -> None:
+            """labelling.labels -> the label store; bad or unknown-product labels -> dead letters."""
+            async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+                await before_batch(events)
+                dead = await intake.write([raw_event(e) for e in events], slot.current.taxonomy)
+                for d in dead:
+                    metrics.deadletters.labels(str(d.stage)).inc()
+                for event in events:
+                    await stream.ack(event)
 
     if load_model is not None:
         # its own thread: loading a model must not stall the batches still running on the old one

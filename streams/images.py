@@ -14,7 +14,7 @@ from embedder.cache import VectorCache
 from embedder.fetch import ImageFetcher
 from embedder.index import ImageIndex, ImageVector
 from prodcat.record import ProductRecord
-from streams.sinks.base import WriteResult
+from runtime.sinks.base import WriteResult
 
 log = logging.getLogger(__name__)
 

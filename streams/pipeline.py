@@ -17,24 +17,9 @@ from prodcat.limits import InputLimits
 from prodcat.record import ProductRecord, parse_record
 from prodcat.rules import RuleSet
 from prodcat.taxonomy import Taxonomy
-from streams.deadletter import DeadLetter
+from runtime.deadletter import RawEvent
+from runtime.sinks.elastic import Document
 from streams.dedup import fingerprint
-from streams.sinks.elastic import Document
-
-
-@dataclass(frozen=True)
-class RawEvent:
-    """One Kafka message as received: the bytes are kept so a reject can be replayed exactly."""
-
-    value: bytes
-    key: bytes | None = None
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-
-    def reject(self, stage: Stage, reason: str) -> DeadLetter:
-        return DeadLetter(self.value, Stage(stage), reason, key=self.key, source_topic=self.topic,
-                          partition=self.partition, offset=self.offset)
 
 
 @dataclass(frozen=True)

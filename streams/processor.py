@@ -6,7 +6,7 @@ vectors -> categorise -> documents (CPU work in an executor, never on the event 
 dead letters) -> remember what was written. Split in two so the agent can prepare batch N+1
 while batch N is still being written.
 
-Every stage runs through the :class:`~streams.policy.ErrorPolicy`: an outage is waited out, a
+Every stage runs through the :class:`~runtime.policy.ErrorPolicy`: an outage is waited out, a
 record that fails on its own becomes a dead letter, and the rest of the batch goes on.
 """
 
@@ -26,23 +26,22 @@ from prodcat.errors import ConfigError, Stage
 from prodcat.limits import InputLimits
 from prodcat.record import ProductRecord
 from prodcat.rules import RuleSet
-from streams.deadletter import DeadLetter, send
+from runtime.deadletter import DeadLetter, RawEvent, send
+from runtime.policy import ErrorPolicy
+from runtime.sinks.base import Message, Sink, WriteResult
+from runtime.sinks.elastic import Document
 from streams.dedup import UnchangedFilter
 from streams.labelling import LabellingGate, LabellingSampler, request_message
 from streams.metrics import WorkerMetrics
 from streams.pipeline import (
     Classified,
     Parsed,
-    RawEvent,
     build_documents,
     categorised_message,
     level_categories,
     newest_per_product,
     parse_events,
 )
-from streams.policy import ErrorPolicy
-from streams.sinks.base import Message, Sink, WriteResult
-from streams.sinks.elastic import Document
 
 T = TypeVar("T")
 

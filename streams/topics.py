@@ -8,7 +8,6 @@ from prodcat.errors import StackError
 from prodcat.kafka import connect_admin
 from prodcat.settings import Settings
 
-
 DEADLETTER_MAX_BYTES = 8 << 20
 
 

@@ -7,35 +7,12 @@ from pathlib import Path
 
 import faust
 
-from prodcat.categoriser import Categoriser
-from prodcat.errors import ConfigError
-from prodcat.rules import RuleCategoriser, RuleSet
 from prodcat.settings import Settings
-from prodcat.taxonomy import Taxonomy
-from streams.app import create_app
+from runtime.loading import DATA, load_announced, load_rules
+from runtime.model_updates import AnnouncementReader
+from streams.app import LabelIntakeFactory, create_app
 from streams.images import ImagePipeline, MilvusSink
-from streams.model_updates import Announcement, AnnouncementReader
 from streams.topics import ensure_topics
-
-DATA = Path(__file__).resolve().parents[1] / "prodcat" / "data"
-
-
-def load_rules(rules_path: Path, taxonomy_path: Path, version: str | None = None) -> RuleCategoriser:
-    """The legacy rules as a categoriser."""
-    taxonomy = Taxonomy.from_json(Path(taxonomy_path).read_text())
-    return RuleCategoriser(RuleSet.load(rules_path, taxonomy), version=version)
-
-
-def load_announced(announcement: Announcement) -> Categoriser:
-    """The categoriser a models.updates announcement points at."""
-    if announcement.kind == "rules":
-        location = Path(announcement.location)
-        return load_rules(location / "rules.yaml", location / "taxonomy.json", announcement.version)
-    if announcement.kind == "model":
-        from models.artifact import load_classifier  # TensorFlow/Keras only when a model is announced
-
-        return load_classifier(announcement.location).warm_up()  # traced before it meets a batch
-    raise ConfigError(f"unknown model kind {announcement.kind!r} in the announcement of {announcement.version}")
 
 
 def image_stage(settings: Settings) -> tuple[ImagePipeline, MilvusSink]:
@@ -43,7 +20,13 @@ def image_stage(settings: Settings) -> tuple[ImagePipeline, MilvusSink]:
     import redis
     from PIL import Image
 
-    from embedder import EfficientNetLite0Embedder, HubEmbedder, ImageFetcher, ImageIndex, VectorCache
+    from embedder import (
+        EfficientNetLite0Embedder,
+        HubEmbedder,
+        ImageFetcher,
+        ImageIndex,
+        VectorCache,
+    )
 
     cache_dir = settings.state_dir / "cache" / "embedder"
     embedder = (HubEmbedder(settings.embedder_handle, image_size=settings.image_size) if settings.embedder_handle
@@ -62,7 +45,7 @@ def image_stage(settings: Settings) -> tuple[ImagePipeline, MilvusSink]:
             MilvusSink(index, ThreadPoolExecutor(max_workers=1, thread_name_prefix="milvus")))
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
+def run_worker(settings: Settings, loglevel: str = "info", *, label_intake: LabelIntakeFactory | None = None) -> None:
     """Run until SIGTERM/SIGINT; offsets of unfinished batches are not committed."""
     ensure_topics(settings)
     images, image_sink = (image_stage(settings) if settings.embed_images else (None, None))
@@ -74,5 +57,5 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # the promoted model if there is one, else the legacy rules; the rules' labels are kept either way
     categoriser = load_announced(promoted) if promoted else legacy
     app = create_app(settings, categoriser, load_model=load_announced, images=images, image_sink=image_sink,
-                     rules=legacy.ruleset)
+                     rules=legacy.ruleset, label_intake=label_intake)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -160,8 +160,8 @@ def test_embed_concatenates_members(classifier: Classifier, split: Split) -> Non
 
 
 def test_registry_and_worker_load(classifier: Classifier, tmp_path: Path) -> None:
-    from streams.model_updates import Announcement
-    from streams.worker import load_announced
+    from runtime.model_updates import Announcement
+    from runtime.loading import load_announced
 
     registry = ModelRegistry(tmp_path / "registry")
     assert registry.versions() == []

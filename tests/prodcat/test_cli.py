@@ -408,7 +408,7 @@ def test_no_image_embedded_is_an_error(files, monkeypatch, capsys):
 def test_categories_and_lag_json_on_the_real_stack(isolated, monkeypatch, capsys):
     from elasticsearch import Elasticsearch
 
-    from streams.sinks.elastic import PRODUCTS_MAPPING
+    from runtime.sinks.elastic import PRODUCTS_MAPPING
     from streams.topics import ensure_topics
 
     for name, value in isolated.to_env().items():

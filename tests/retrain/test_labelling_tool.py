@@ -27,7 +27,8 @@ from retrain.labelling_queue import RequestQueue
 from retrain.labelling_tool import check_bind, labelling_app
 from retrain.labels import parse_label
 from streams.labelling import Candidate, request_message
-from streams.pipeline import Classified, RawEvent
+from runtime.deadletter import RawEvent
+from streams.pipeline import Classified
 from streams.topics import ensure_topics
 from tests.embedder.cdp import Browser, chromium_path, keep_screenshot
 from tests.helpers import drain

@@ -13,7 +13,7 @@ from prodcat.errors import InvalidRecord
 from prodcat.taxonomy import Taxonomy
 from retrain.labels import HumanLabel, LabelStore, parse_label
 from retrain.resolution import ProductLabels, find_conflicts, resolve, tally
-from streams.sinks.elastic import Document, ElasticSink
+from runtime.sinks.elastic import Document, ElasticSink
 
 TAXONOMY = Taxonomy.from_paths([("Shoes", "Sneakers"), ("Shoes", "Boots"), ("Clothing", "Shirts")])
 SHOES, SNEAKERS, BOOTS = (TAXONOMY.find(p) for p in (["Shoes"], ["Shoes", "Sneakers"], ["Shoes", "Boots"]))

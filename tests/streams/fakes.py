@@ -13,13 +13,12 @@ from prodcat.categoriser import Categoriser
 from prodcat.limits import InputLimits
 from prodcat.rules import RuleCategoriser, RuleSet
 from prodcat.taxonomy import Taxonomy
-from streams.deadletter import DeadLetter
+from runtime.deadletter import DeadLetter, RawEvent
+from runtime.policy import ErrorPolicy, Health
+from runtime.sinks.base import Message, WriteResult
+from runtime.sinks.elastic import Document
 from streams.metrics import WorkerMetrics
-from streams.pipeline import RawEvent
-from streams.policy import ErrorPolicy, Health
 from streams.processor import BatchProcessor, CategoriserSlot, Topics
-from streams.sinks.base import Message, WriteResult
-from streams.sinks.elastic import Document
 
 TAXONOMY = Taxonomy.from_paths([("Clothing", "Shorts"), ("Clothing", "Shirts"), ("Footwear", "Sneakers")])
 RULES = """

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Producer
 from elasticsearch import Elasticsearch, helpers
 
-from streams.deadletter import DeadLetter
+from runtime.deadletter import DeadLetter
 from streams.lag import consumer_lag
 from streams.topics import ensure_topics
 from tests.helpers import drain

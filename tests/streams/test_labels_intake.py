@@ -16,7 +16,7 @@ from retrain.labelling_queue import parse_request
 from retrain.labelling_tool import request_fields
 from retrain.labels import HumanLabel, LabelStore
 from retrain.weights import importance_weights, label_probabilities
-from streams.deadletter import DeadLetter
+from runtime.deadletter import DeadLetter
 from streams.topics import ensure_topics
 from tests.helpers import drain, wait_for_count
 

@@ -15,7 +15,7 @@ from prodcat.catalogue import read_catalogue, true_category_path
 from prodcat.feed import event_key, publish
 from prodcat.record import parse_record
 from prodcat.taxonomy import Taxonomy
-from streams.model_updates import Announcement, announce
+from runtime.model_updates import Announcement, announce
 from streams.topics import ensure_topics
 from tests.helpers import wait_for_count
 

@@ -13,9 +13,17 @@ from elastic_transport import ConnectionError as ESConnectionError
 from prodcat.categoriser import Categoriser
 from prodcat.errors import Stage
 from prodcat.limits import InputLimits
-from streams.deadletter import DeadLetterRefused
-from streams.policy import Health
-from tests.streams.fakes import TAXONOMY, TOPICS, FakeElastic, FakeKafka, event, processor, rules
+from runtime.deadletter import DeadLetterRefused
+from runtime.policy import Health
+from tests.streams.fakes import (
+    TAXONOMY,
+    TOPICS,
+    FakeElastic,
+    FakeKafka,
+    event,
+    processor,
+    rules,
+)
 
 
 def run(proc, events) -> None:

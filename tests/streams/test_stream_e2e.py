@@ -15,7 +15,7 @@ from prodcat.feed import event_key, publish
 from prodcat.record import parse_record
 from prodcat.rules import RuleSet, generate_rules
 from prodcat.taxonomy import Taxonomy
-from streams.deadletter import DeadLetter
+from runtime.deadletter import DeadLetter
 from streams.topics import ensure_topics
 from tests.helpers import drain, wait_for_count
 

@@ -14,9 +14,9 @@ from elasticsearch import ApiError, Elasticsearch
 
 from prodcat.feed import publish
 from prodcat.stack import Stack
-from streams.deadletter import DeadLetter
+from runtime.deadletter import DeadLetter
+from runtime.model_updates import Announcement, announce
 from streams.lag import consumer_lag
-from streams.model_updates import Announcement, announce
 from streams.topics import ensure_topics
 from tests.helpers import drain, free_port, health
 

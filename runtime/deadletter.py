@@ -1,4 +1,5 @@
-"""The dead-letter message, after Kafka Connect's convention: the original key and bytes, why in headers.
+"""A consumed event and its dead letter, after Kafka Connect's convention: the original key and bytes,
+why in headers.
 
 The value is the rejected event's bytes unchanged (never re-encoded), so a dead letter always
 fits where its original did and anyone can replay it as it was; stage, reason, source
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from prodcat.errors import Stage
-from streams.policy import ErrorPolicy
-from streams.sinks.base import Message, Sink
+from runtime.policy import ErrorPolicy
+from runtime.sinks.base import Message, Sink
 
 # header names (prefixed like Connect's __connect.errors.* so tools can tell them from the feed's own)
 STAGE, REASON, TOPIC, PARTITION, OFFSET, TIME = (f"prodcat.errors.{name}" for name in
@@ -55,6 +56,21 @@ class DeadLetter:
                    source_topic=h.get(TOPIC), partition=int(h[PARTITION]) if PARTITION in h else None,
                    offset=int(h[OFFSET]) if OFFSET in h else None,
                    rejected_at=datetime.fromisoformat(h[TIME]) if TIME in h else datetime.now(timezone.utc))
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One Kafka message as received: the bytes are kept so a reject can be replayed exactly."""
+
+    value: bytes
+    key: bytes | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+    def reject(self, stage: Stage, reason: str) -> DeadLetter:
+        return DeadLetter(self.value, Stage(stage), reason, key=self.key, source_topic=self.topic,
+                          partition=self.partition, offset=self.offset)
 
 
 class DeadLetterRefused(RuntimeError):

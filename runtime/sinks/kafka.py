@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from streams.policy import Outage
-from streams.sinks.base import Message, WriteResult
+from runtime.policy import Outage
+from runtime.sinks.base import Message, WriteResult
 
 
 class KafkaSink:

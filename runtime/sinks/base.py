@@ -1,7 +1,7 @@
 """What every sink is: ``write(items) -> WriteResult`` with the failures of single records.
 
 A sink raises only for an outage (the service is unreachable or overloaded) or a failure of the
-whole call; :class:`~streams.policy.ErrorPolicy` decides what to do with either. A record the
+whole call; :class:`~runtime.policy.ErrorPolicy` decides what to do with either. A record the
 service refused on its own merits comes back in ``failed``, by its position in ``items``.
 """
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from elasticsearch import AsyncElasticsearch, helpers
 from elasticsearch.exceptions import ApiError
 
-from streams.policy import Outage
-from streams.sinks.base import WriteResult
+from runtime.policy import Outage
+from runtime.sinks.base import WriteResult
 
 _KW = {"type": "keyword"}
 _OPAQUE = {"type": "object", "enabled": False}

@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.sinks.base import Message
-from streams.sinks.kafka import KafkaSink
+from runtime.sinks.base import Message
+from runtime.sinks.kafka import KafkaSink
 from streams.topics import ensure_topics
 from tests.helpers import drain
 

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from elasticsearch import AsyncElasticsearch
 
 from prodcat.errors import InvalidRecord, Stage
+from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
-from retrain.labels import LabelStore, parse_label
-from streams.deadletter import DeadLetter, send
-from streams.pipeline import RawEvent
-from streams.policy import ErrorPolicy
-from streams.sinks.base import Message, Sink
+from retrain.labels import LabelStore, RequestLookup, parse_label
+from runtime.deadletter import DeadLetter, RawEvent, send
+from runtime.policy import ErrorPolicy
+from runtime.sinks.base import Message, Sink
 
 
 class LabelIntake:
-    """Parses label messages, stores the labels of known products, dead-letters the rest with a reason."""
+    """Parses label messages, stores the labels of known products, dead-letters the rest with a reason.
+
+    The worker consumes labelling.labels with it; the CLI wires it in (``for_worker``), so the
+    worker's package does not import this one.
+    """
 
     def __init__(self, store: LabelStore, kafka: Sink[Message], policy: ErrorPolicy, deadletter_topic: str) -> None:
         self.store, self.kafka, self.policy, self.deadletter_topic = store, kafka, policy, deadletter_topic
+
+    @classmethod
+    def for_worker(cls, settings: Settings) -> Callable[..., LabelIntake]:
+        """What ``streams.app.create_app(label_intake=...)`` takes: builds the intake on the worker's clients."""
+        def build(es: AsyncElasticsearch, kafka: Sink[Message], policy: ErrorPolicy, requests: RequestLookup) -> LabelIntake:
+            store = LabelStore(es, index=settings.es_index_labels, products_index=settings.es_index_products,
+                               requests=requests)
+            return cls(store, kafka, policy, settings.topic_deadletter)
+        return build
+
+    async def ensure_index(self) -> None:
+        await self.store.ensure_index()
 
     async def write(self, events: Sequence[RawEvent], taxonomy: Taxonomy) -> list[DeadLetter]:
         """Store a batch of label events; returns the dead letters, already on the dead-letter topic."""

@@ -25,12 +25,16 @@ from typing import Generic, TypeVar
 
 import elastic_transport
 from elasticsearch import ApiError
-from pymilvus.exceptions import ConnectError, ConnectionNotExistException, MilvusUnavailableException
+from pymilvus.exceptions import (
+    ConnectError,
+    ConnectionNotExistException,
+    MilvusUnavailableException,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from prodcat.errors import Stage
-from streams.sinks.base import Sink, WriteResult
+from runtime.sinks.base import Sink, WriteResult
 
 log = logging.getLogger(__name__)
 
