@@ -1,6 +1,6 @@
 """Image embedding: safe fetching, CNN vectors (``Embedder``), a vector cache and the Milvus index.
 
-Names are imported on first use, so ``import embedder.cli`` stays cheap (pymilvus and
+Names are imported on first use, so ``import prodcat.commands.embedder`` stays cheap (pymilvus and
 TensorFlow load only when an index or a model is actually needed).
 """
 

@@ -13,7 +13,7 @@ The whole classifier in one call (out-of-fold stacking, thresholds, refit)::
     classifier = train_ensemble(records, label_sets, taxonomy, config=config, combiner="stacked")
     ModelRegistry(root).register(classifier)  # -> version; load_classifier(path) in the worker
 
-Names are imported on first use, so ``import models.cli`` (and ``prodcat --help``) does not load
+Names are imported on first use, so ``import prodcat.commands.models`` (and ``prodcat --help``) does not load
 TensorFlow.
 """
 

@@ -22,10 +22,6 @@ from elasticsearch import NotFoundError
 from rich.markup import escape
 from rich.progress import Progress
 
-from embedder.cli import embed, serve_similarity, similar
-from models.cli import evaluate as model_evaluate
-from models.cli import predict as model_predict
-from models.cli import train as model_train
 from prodcat.catalogue_options import (
     Catalogue,
     ColumnsOpt,
@@ -33,13 +29,17 @@ from prodcat.catalogue_options import (
     NoHeaderOpt,
     PresetOpt,
 )
+from prodcat.commands.embedder import embed, serve_similarity, similar
+from prodcat.commands.models import evaluate as model_evaluate
+from prodcat.commands.models import predict as model_predict
+from prodcat.commands.models import train as model_train
+from prodcat.commands.retrain import label_ui
 from prodcat.console import JsonOpt, err, out, print_json, table
 from prodcat.errors import ConfigError, DataError, ProdcatError, StackError
 from prodcat.kafka import connect_admin
 from prodcat.reachable import elasticsearch_client, redis_client
 from prodcat.settings import Settings
 from prodcat.tf_logs import quiet_tensorflow
-from retrain.cli import label_ui
 
 app = typer.Typer(help="prodcat: streaming product categoriser.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)

@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import embedder.cli as embedder_cli
+import prodcat.commands.embedder as embedder_cli
 from embedder import EfficientNetLite0Embedder, Embedder, ImageFetcher, ImageIndex, VectorCache
 from embedder.catalogue import EmbedReport, embed_catalogue
 from prodcat.catalogue import read_catalogue

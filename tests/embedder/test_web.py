@@ -20,7 +20,7 @@ from PIL import Image
 
 from embedder import ImageFetcher, ImageIndex, ImageVector
 from embedder.judgements import JudgementStore
-from embedder.cli import serve_similarity
+from prodcat.commands.embedder import serve_similarity
 from embedder.web import product_table, similarity_app
 from prodcat.errors import ConfigError
 

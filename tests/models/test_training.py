@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from models.cli import evaluate, predict, train
+from prodcat.commands.models import evaluate, predict, train
 from models.config import FeatureConfig
 from models.errors import ConfigError, DataError
 from models.labels import LabelWeighting

@@ -356,7 +356,7 @@ def test_stack_status_json_and_table_when_piped(tmp_path):
 
 
 def test_metrics_table_wraps_instead_of_cutting():
-    from models.cli import METRIC_KEYS, _metrics_table
+    from prodcat.commands.models import METRIC_KEYS, _metrics_table
 
     console = Console(file=io.StringIO(), width=80)  # what a pipe gets: 80 columns, not a terminal
     metrics = {key: 0.123456 for key in METRIC_KEYS}
@@ -378,7 +378,7 @@ def test_tensorflow_start_up_lines_are_recognised():
 
 def test_no_image_embedded_is_an_error(files, monkeypatch, capsys):
     """Photos that are all missing: one line with the reasons, non-zero exit (model and index stubbed)."""
-    from embedder import cli as embedder_cli
+    from prodcat.commands import embedder as embedder_cli
     from embedder.catalogue import EmbedReport
 
     class Index:

@@ -22,7 +22,7 @@ from prodcat.errors import ConfigError
 from prodcat.record import parse_record
 from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
-from retrain.cli import label_ui
+from prodcat.commands.retrain import label_ui
 from retrain.labelling_queue import RequestQueue
 from retrain.labelling_tool import check_bind, labelling_app
 from retrain.labels import parse_label
