@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from prodcat.errors import Stage
 
 STAGES = ("parse", "dedup", "fetch", "embed", "model", "elasticsearch", "milvus", "kafka")
 
@@ -30,6 +33,18 @@ class WorkerMetrics:
         self.lag = Gauge("prodcat_consumer_lag", "End offset minus committed offset (from the broker)",
                          ["topic", "partition"], registry=r)
         self.model = Info("prodcat_model", "The model version in use", registry=r)
+        # the error policy's Health: an alert needs a number, /health only answers whoever asks
+        self.ready = Gauge("prodcat_ready", "1 when no stage is waiting out an outage, else 0", registry=r)
+        self.waiting = Gauge("prodcat_waiting", "1 while the stage waits out an outage (retrying), else 0",
+                             ["stage"], registry=r)
+        self.set_health({})
+
+    def set_health(self, waiting: Mapping[str, str]) -> None:
+        """Mirror the policy's Health (``health.waiting``: stage -> reason): every stage gets a 0/1 series,
+        so a rule sees a stage stop waiting, not a series disappear."""
+        self.ready.set(0 if waiting else 1)
+        for stage in [*Stage, *(s for s in waiting if s not in set(Stage))]:
+            self.waiting.labels(str(stage)).set(1 if str(stage) in waiting else 0)
 
     @contextmanager
     def stage(self, name: str):
