@@ -13,14 +13,16 @@ import time
 from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
 from confluent_kafka import KafkaException
 from elasticsearch import NotFoundError
 from rich.markup import escape
+from rich.live import Live
 from rich.progress import Progress
+from rich.table import Table
 
 from prodcat.catalogue_options import (
     Catalogue,
@@ -34,12 +36,15 @@ from prodcat.commands.models import evaluate as model_evaluate
 from prodcat.commands.models import predict as model_predict
 from prodcat.commands.models import train as model_train
 from prodcat.commands.retrain import label_ui
-from prodcat.console import JsonOpt, err, out, print_json, table
+from prodcat.console import JsonOpt, err, out, print_json, print_json_line, table
 from prodcat.errors import ConfigError, DataError, ProdcatError, StackError
 from prodcat.kafka import connect_admin
 from prodcat.reachable import elasticsearch_client, redis_client
 from prodcat.settings import Settings
 from prodcat.tf_logs import quiet_tensorflow
+
+if TYPE_CHECKING:
+    from streams.lag import PartitionLag
 
 app = typer.Typer(help="prodcat: streaming product categoriser.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -183,31 +188,64 @@ def feed(
     out.print(f"sent {sent} events to {s.topic_raw}")
 
 
-@app.command()
-def lag(group: Annotated[Optional[str], typer.Option(help="Consumer group (default: the worker's).")] = None,
-        as_json: JsonOpt = False) -> None:
-    """Consumer lag per partition of products.raw, from the broker: end offset minus committed offset."""
+def _lag_rows(s: Settings, group: str) -> list[PartitionLag]:
     from streams.lag import consumer_lag
 
-    s = settings()
-    group = group or s.consumer_group
     try:
-        rows = consumer_lag(s, group, [s.topic_raw])
+        return consumer_lag(s, group, [s.topic_raw])
     except KafkaException as exc:  # e.g. NOT_COORDINATOR while a freshly started broker loads its groups
         raise StackError(f"Kafka at {s.kafka_brokers} did not answer the lag query ({exc.args[0].str()}); "
                          "try again in a few seconds") from None
-    total = sum(r.lag for r in rows)
-    if as_json:
-        print_json({"group": group, "total_lag": total, "partitions": [
-            {"topic": r.topic, "partition": r.partition, "end_offset": r.end_offset, "committed": r.committed,
-             "lag": r.lag} for r in rows]})
-        return
+
+
+def _lag_json(group: str, rows: list[PartitionLag]) -> dict:
+    return {"group": group, "total_lag": sum(r.lag for r in rows), "partitions": [
+        {"topic": r.topic, "partition": r.partition, "end_offset": r.end_offset, "committed": r.committed,
+         "lag": r.lag} for r in rows]}
+
+
+def _lag_table(group: str, rows: list[PartitionLag], caption: str | None = None) -> Table:
     shown = table("topic", "partition", "end offset", "committed", "lag", title=f"group {group}")
+    shown.caption = caption
     for row in rows:
         shown.add_row(row.topic, str(row.partition), str(row.end_offset),
                       "-" if row.committed is None else str(row.committed), str(row.lag))
-    shown.add_row("total", "", "", "", str(total))
-    out.print(shown)
+    shown.add_row("total", "", "", "", str(sum(r.lag for r in rows)))
+    return shown
+
+
+@app.command()
+def lag(group: Annotated[Optional[str], typer.Option(help="Consumer group (default: the worker's).")] = None,
+        watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C (with --json: one "
+                                                            "JSON line per refresh).")] = False,
+        interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
+        as_json: JsonOpt = False) -> None:
+    """Consumer lag per partition of products.raw, from the broker: end offset minus committed offset."""
+    s = settings()
+    group = group or s.consumer_group
+    rows = _lag_rows(s, group)  # a stopped Kafka fails here, before any live display
+    if not watch:
+        if as_json:
+            print_json(_lag_json(group, rows))
+        else:
+            out.print(_lag_table(group, rows))
+        return
+    try:
+        if as_json:
+            while True:
+                print_json_line({"time": time.time(), **_lag_json(group, rows)})
+                sys.stdout.flush()
+                time.sleep(interval)
+                rows = _lag_rows(s, group)
+        # one table redrawn in place (a pipe gets each refresh appended: rich does not redraw there)
+        with Live(_lag_table(group, rows), console=out, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                rows = _lag_rows(s, group)
+                live.update(_lag_table(group, rows, caption=f"every {interval:g}s, {time.strftime('%H:%M:%S')}; "
+                                                            "Ctrl-C to stop"), refresh=True)
+    except KeyboardInterrupt:  # the way out of --watch: not an error
+        return
 
 
 @app.command()
