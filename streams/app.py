@@ -225,6 +225,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
             None, consumer_lag, settings, settings.consumer_group, [settings.topic_raw])
         for row in rows:
             metrics.lag.labels(row.topic, str(row.partition)).set(row.lag)
+        metrics.set_health(health.waiting)  # prodcat_ready / prodcat_waiting{stage}: the alert rules read them
         return Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})  # one connection, reused
