@@ -19,8 +19,8 @@ import click
 import typer
 from confluent_kafka import KafkaException
 from elasticsearch import NotFoundError
-from rich.markup import escape
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 

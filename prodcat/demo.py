@@ -48,8 +48,8 @@ from prodcat.settings import Settings
 from prodcat.stack import Stack
 from prodcat.stack.process import ManagedProcess
 from prodcat.taxonomy import Taxonomy
-from streams.lag import consumer_lag
 from runtime.model_updates import Announcement, announce
+from streams.lag import consumer_lag
 from streams.topics import ensure_topics
 
 if TYPE_CHECKING:
@@ -350,7 +350,8 @@ class Demo:
 
     def _vectors(self) -> int:
         """Rows in the Milvus collection after the replay (the worker has let go of the Lite file)."""
-        from embedder.index import ImageIndex  # pymilvus: only when images were embedded
+        # pymilvus: only when images were embedded
+        from embedder.index import ImageIndex
 
         token = self.settings.milvus_token.get_secret_value() if self.settings.milvus_token else None
         index = ImageIndex(self.settings.milvus_uri, token=token)

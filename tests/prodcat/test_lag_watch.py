@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import prodcat.cli as cli
+from prodcat import cli
 from streams.lag import PartitionLag
 
 
