@@ -9,11 +9,14 @@ $(BIN)/prodcat: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 
-.PHONY: install demo test bench stop
+.PHONY: install demo lint test bench stop
 install: $(BIN)/prodcat
 
 demo: install  ## start the stack, train + announce a small model, replay a sample feed through a worker, show results
 	$(BIN)/prodcat demo
+
+lint: install  ## the floors (.importlinter): a dependency pointing upwards fails
+	$(BIN)/lint-imports
 
 test: install  ## unit + integration tests; the session fixture starts and stops the real stack
 	$(BIN)/pytest
