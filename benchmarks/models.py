@@ -2,7 +2,12 @@
 
     .venv/bin/python benchmarks/models.py [--datasets ../shared/datasets] [--limit N] [--depth 4]
         [--min-support 30] [--members logreg,mlp,wide_deep,textcnn,gru] [--joint mlp,textcnn]
-        [--images] [--dataset flipkart,myntra-images,myntra]
+        [--images] [--dataset flipkart,myntra-images,myntra | --dataset PATH [--preset P]
+        [--columns C] [--mapping FILE] [--no-header]] [--out DIR]
+
+``--dataset`` names shared datasets or catalogue files: a PATH is read like ``prodcat train``
+reads it (the same ``--preset``, ``--columns``, ``--mapping`` and ``--no-header``; see the README's
+"Bring your own catalogue") and reported under its file name.
 
 Protocol per dataset: the category fields ARE the label, so they are dropped from the inputs.
 Taxonomy = true paths cut at ``--depth``, categories with fewer than ``--min-support`` training
@@ -16,7 +21,8 @@ same protocol), the rules themselves and the ensemble trained on TRUE labels (th
 reported, with the study's hypotheses answered from the numbers and predict_batch throughput on
 batches of 256 (median of 3). With ``--images`` the photos are embedded once (cached under
 .prodcat/cache/bench/). Datasets already in models.json stay; those run now replace theirs.
-Writes benchmarks/results/models.md, models.json and models.png.
+Writes models.md, models.json and models.png into ``--out`` (default: a new temporary folder,
+printed at the end; the committed report is made with ``--out benchmarks/results``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,12 +48,13 @@ from models.labels import LabelWeighting, label_matrix, labels_from_paths  # noq
 from models.metrics import evaluate  # noqa: E402
 from models.thresholds import Thresholds  # noqa: E402
 from models.training import train_ensemble  # noqa: E402
-from prodcat.catalogue import read_catalogue, true_category_path  # noqa: E402
+from prodcat.catalogue import true_category_path  # noqa: E402
+from prodcat.catalogue_options import Catalogue  # noqa: E402
+from prodcat.errors import InvalidRecord, ProdcatError  # noqa: E402
 from prodcat.record import parse_record  # noqa: E402
 from prodcat.rules import generate_rules  # noqa: E402
 from prodcat.taxonomy import Taxonomy  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 KEYS = ("micro_precision", "micro_recall", "micro_f1", "macro_f1", "hierarchical_precision", "hierarchical_recall",
         "hierarchical_f1", "coverage")
 
@@ -62,12 +70,32 @@ SOURCES = {  # dataset -> (file under --datasets, catalogue preset)
 }
 
 
-def load(dataset: str, datasets: Path, limit: int | None) -> tuple[list, list[list[str]]]:
-    if dataset not in SOURCES:
-        raise SystemExit(f"unknown dataset {dataset!r}; expected one of {sorted(SOURCES)}")
-    path, preset = SOURCES[dataset]
-    rows = read_catalogue(datasets / path, preset)
-    records = [parse_record(raw) for raw in rows]
+def catalogue_of(dataset: str, args: argparse.Namespace) -> Catalogue:
+    """A shared dataset by name, or a catalogue file read with the mapping options (as `prodcat train` does)."""
+    if dataset in SOURCES:
+        path, preset = SOURCES[dataset]
+        return Catalogue(args.datasets / path, preset)
+    if not Path(dataset).is_file():
+        raise SystemExit(f"error: unknown dataset {dataset!r}; expected one of {sorted(SOURCES)} or a catalogue file")
+    return Catalogue.from_options(Path(dataset), args.preset, args.columns, args.mapping, no_header=args.no_header)
+
+
+def dataset_name(dataset: str) -> str:
+    """The report's name for a dataset: its own name, or a catalogue file's name without extension."""
+    return dataset if dataset in SOURCES else Path(dataset).stem
+
+
+def load(dataset: str, args: argparse.Namespace) -> tuple[list, list[list[str]]]:
+    records = []
+    for raw in catalogue_of(dataset, args).read():
+        try:
+            records.append(parse_record(raw))
+        except InvalidRecord:
+            continue  # the stream would dead-letter it (a user's catalogue may hold a few)
+    if not records:
+        raise SystemExit(f"error: no usable product in {dataset}; a catalogue without a header or with its own "
+                         "column names needs --columns/--mapping (and --no-header)")
+    limit = args.limit
     if limit:
         keep = np.sort(np.random.default_rng(1).permutation(len(records))[:limit])
         records = [records[i] for i in keep]
@@ -150,7 +178,7 @@ def throughput(classifier: Classifier, records: list, vectors: np.ndarray | None
 
 def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    records, paths = load(dataset, args.datasets, args.limit)
+    records, paths = load(dataset, args)
     order = np.random.default_rng(0).permutation(len(records))
     n_test = len(records) // 10
     test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
@@ -162,7 +190,7 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     y_rule = label_matrix([m.labels for m in rules.apply_many(records)], taxonomy)
     train_records = [records[i] for i in train_idx]
     test = [records[i] for i in test_idx]
-    info = {"dataset": dataset, "n_records": len(records), "n_train": len(train_records), "n_test": len(test),
+    info = {"dataset": dataset_name(dataset), "n_records": len(records), "n_train": len(train_records), "n_test": len(test),
             "taxonomy": taxonomy.describe(), "depth": args.depth, "min_support": args.min_support,
             "rules": len(rules), "rule_coverage_train": float((y_rule[train_idx].sum(1) > 0).mean()),
             "rule_coverage_level2_train": float(
@@ -178,7 +206,8 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     drop = {"category": {"kind": "drop"}, "category_path": {"kind": "drop"}}
     vectors = None
     if args.images and any(r.image_url for r in records):
-        vectors = image_vectors(records, ROOT / ".prodcat" / "cache" / "bench" / f"{dataset}-{len(records)}.npz")
+        vectors = image_vectors(records, ROOT / ".prodcat" / "cache" / "bench" / f"{dataset_name(dataset)}-"
+                                                                                 f"{len(records)}.npz")
         info["with_photo"] = int((~np.isnan(vectors[:, 0])).sum())
     else:
         drop["image"] = {"kind": "drop"}
@@ -412,7 +441,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
-    parser.add_argument("--dataset", default="flipkart")
+    parser.add_argument("--dataset", default="flipkart",
+                        help=f"comma-separated: {', '.join(SOURCES)} (under --datasets) or catalogue files")
+    parser.add_argument("--preset", default="auto", help="format of a catalogue file given as --dataset")
+    parser.add_argument("--columns", default=None, help="which column holds which field (as prodcat --columns)")
+    parser.add_argument("--mapping", type=Path, default=None, help="a column mapping file (as prodcat --mapping)")
+    parser.add_argument("--no-header", action="store_true", help="the CSV's first row is a product")
     parser.add_argument("--limit", type=int, default=None, help="subsample this many products per dataset")
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--min-support", type=int, default=30)
@@ -427,9 +461,14 @@ def main() -> None:
     parser.add_argument("--merge", type=Path, default=None, help="add the variants of an earlier models.json")
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--beta", type=float, default=0.5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--report-only", action="store_true", help="rewrite models.md/png from models.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for models.md/json/png (default: a new temporary folder; the committed report: "
+                             "benchmarks/results)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite models.md/png from --out's models.json")
     args = parser.parse_args()
+    if args.report_only and args.out is None:
+        parser.error("--report-only rewrites the report in --out DIR; pass --out")
+    args.out = args.out or Path(tempfile.mkdtemp(prefix="prodcat-models-"))
     if args.report_only:
         results = json.loads((args.out / "models.json").read_text())
         (args.out / "models.md").write_text(report(results, args))
@@ -438,12 +477,13 @@ def main() -> None:
     # datasets run earlier stay in the report; the ones run now replace theirs
     results = json.loads((args.out / "models.json").read_text()) if (args.out / "models.json").is_file() else {}
     for dataset in args.dataset.split(","):
-        results[dataset] = run_dataset(dataset, args)
+        name = dataset_name(dataset)
+        results[name] = run_dataset(dataset, args)
         if args.merge and args.merge.is_file():
-            earlier = json.loads(args.merge.read_text()).get(dataset)
+            earlier = json.loads(args.merge.read_text()).get(name)
             if earlier:
-                results[dataset]["variants"] = {**earlier["variants"], **results[dataset]["variants"]}
-                results[dataset]["seconds"] += earlier["seconds"]
+                results[name]["variants"] = {**earlier["variants"], **results[name]["variants"]}
+                results[name]["seconds"] += earlier["seconds"]
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "models.json").write_text(json.dumps(results, indent=1))
         (args.out / "models.md").write_text(report(results, args))
@@ -452,4 +492,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ProdcatError as exc:  # a catalogue or mapping mistake: one line, as the prodcat command prints it
+        raise SystemExit(f"error: {' '.join(str(exc).split())}") from None
