@@ -363,7 +363,8 @@ class Demo:
     def _serve(self, report: DemoReport, *, photos: Path | None) -> None:
         """Leave a worker (/metrics) and the two pages running; wait a little for them to answer."""
         self._start_worker(images=False)  # the similar-products page holds the Milvus Lite file now
-        commands = {"label-ui": ["label-ui", "--port", str(PAGES["label-ui"])]}
+        # the demo model's categories are the demo taxonomy's (pruned: same ids)
+        commands = {"label-ui": ["label-ui", "--port", str(PAGES["label-ui"]), "--taxonomy", str(DEMO_TAXONOMY)]}
         if photos is not None:
             commands["similar-ui"] = ["similar-ui", str(photos), "--preset", "flipkart-images",
                                       "--port", str(PAGES["similar-ui"])]

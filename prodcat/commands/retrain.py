@@ -21,7 +21,7 @@ from prodcat.taxonomy import Taxonomy
 __all__ = ["label_ui", "load_taxonomy"]
 
 out = Console()
-DEMO_TAXONOMY = Path(__file__).resolve().parents[1] / "prodcat" / "data" / "demo_taxonomy.json"
+DEMO_TAXONOMY = Path(__file__).resolve().parents[1] / "data" / "demo_taxonomy.json"  # prodcat/data
 
 
 def load_taxonomy(settings: Settings, path: Path | None = None) -> tuple[Taxonomy, str]:
