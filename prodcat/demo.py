@@ -69,6 +69,7 @@ MEMBERS = ("logreg", "mlp")  # the fast members: seconds each on a few hundred p
 EPOCHS = {"logreg": 12, "mlp": 6}
 MIN_SUPPORT = 3  # rule-labelled products a category needs to be trained at all
 PAGES = {"label-ui": 8089, "similar-ui": 8088}
+DEMO_LABELLING_BUDGET = 500_000  # requests per day for the demo's worker: ~5/s, a share of a replay of ~10/s
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,10 @@ class Demo:
         worker.argv = [sys.executable, "-m", "prodcat", "worker", "--loglevel", "warning"]
         # the photos are local files: allowed for the demo's own worker only
         worker.env = {"PRODCAT_EMBED_IMAGES": str(images).lower(),
-                      "PRODCAT_IMAGE_ALLOW_LOCAL_FILES": str(images).lower()}
+                      "PRODCAT_IMAGE_ALLOW_LOCAL_FILES": str(images).lower(),
+                      # the rate controller spreads the daily budget over the day: with the default 1,000/day
+                      # a replay of a few seconds asks for nothing; here a few seconds stand for a day
+                      "PRODCAT_LABELLING_BUDGET_PER_DAY": str(DEMO_LABELLING_BUDGET)}
         worker.start()
 
     def _wait_for_model(self, version: str) -> None:
@@ -422,7 +426,8 @@ def render(report: DemoReport, console: Console) -> None:
     console.print(examples)
     console.print(f"model {report.version}: {report.categories} categories, trained on the demo rules' labels "
                   f"of {report.trained_on} products; it decided all {report.decided} shown", highlight=False)
-    console.print(f"{report.label_requests} products went to the labelling topic; {report.dead_letters} dead letters"
+    console.print(f"{report.label_requests} products went to the labelling topic (a product asked for in the last "
+                  f"PRODCAT_LABELLING_WINDOW_S is not asked again); {report.dead_letters} dead letters"
                   + (f"; {report.vectors} image vectors in Milvus" if report.vectors is not None else
                      "; images off (no photo catalogue)"), highlight=False)
     labels = {"metrics": "worker /metrics", "labelling": "labelling page", "similar": "similar-products page",
