@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,12 @@ from runtime.deadletter import DeadLetter  # noqa: E402
 from streams.lag import consumer_lag  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 from tests.streams.hostile import FeedEvent, expected_store, hostile_feed  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def publish(settings: Settings, events: list[FeedEvent]) -> float:
@@ -85,6 +92,7 @@ def main() -> None:
         "topic_deadletter": f"hostile-{tag}.dlq", "topic_label_requests": f"hostile-{tag}.lr",
         "topic_labels": f"hostile-{tag}.labels", "topic_model_updates": f"hostile-{tag}.models",
         "consumer_group": f"hostile-{tag}", "es_index_products": f"hostile-{tag}", "embed_images": False,
+        "web_port": free_port(),
         "state_dir": Path(tempfile.mkdtemp(prefix="hostile-"))})
     ensure_topics(settings)
     feed = hostile_feed(args.valid, args.hostile)
