@@ -38,7 +38,7 @@ from runtime.sinks.kafka import KafkaSink
 from streams.dedup import UnchangedFilter
 from streams.labelling import LabellingGate, LabellingPolicy, LabellingSampler
 from streams.lag import consumer_lag
-from streams.metrics import WorkerMetrics
+from streams.worker_metrics import WorkerMetrics
 from streams.processor import (
     BatchProcessor,
     CategoriserSlot,

@@ -32,7 +32,7 @@ from runtime.sinks.base import Message, Sink, WriteResult
 from runtime.sinks.elastic import Document
 from streams.dedup import UnchangedFilter
 from streams.labelling import LabellingGate, LabellingSampler, request_message
-from streams.metrics import WorkerMetrics
+from streams.worker_metrics import WorkerMetrics
 from streams.pipeline import (
     Classified,
     Parsed,

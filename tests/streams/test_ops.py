@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from streams.metrics import WorkerMetrics
+from streams.worker_metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "streams" / "ops"
