@@ -13,6 +13,7 @@ temporary name beside it and renamed, so a failed run never leaves half a file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -64,7 +65,8 @@ def write_vectors(path: Path, vectors: Iterable[ImageVector]) -> int:
                                         ensure_ascii=False) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing to clean up when the folder itself could not be made
+            tmp.unlink()
         raise DataError(f"cannot write the vectors to {path} ({exc.strerror}); pass a writable --export path") \
             from None
     return len(rows)

@@ -17,6 +17,7 @@ from prodcat.mapping import ColumnMapping
 from prodcat.record import canonical_field
 from prodcat.settings import Settings
 
+
 def event_key(raw: dict) -> bytes | None:
     """The Kafka key: the product id, so one product always lands on one partition."""
     for name, value in raw.items():
