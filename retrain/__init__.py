@@ -12,12 +12,12 @@ from prodcat.lazy import lazy_exports
 
 # imported on first use: `prodcat --help` should not pay for scikit-learn
 _EXPORTS = {
-    "Conflict": "retrain.labels",
-    "HumanLabel": "retrain.labels",
-    "LabelStore": "retrain.labels",
-    "ProductLabels": "retrain.labels",
-    "WriteResult": "retrain.labels",
-    "parse_label": "retrain.labels",
+    "Conflict": "retrain.label_store",
+    "HumanLabel": "retrain.label_store",
+    "LabelStore": "retrain.label_store",
+    "ProductLabels": "retrain.label_store",
+    "WriteResult": "retrain.label_store",
+    "parse_label": "retrain.label_store",
     "CombinedSelection": "retrain.selection",
     "DisagreementSelection": "retrain.selection",
     "ImportanceWeightedSelection": "retrain.selection",

@@ -9,7 +9,7 @@ from elasticsearch import AsyncElasticsearch
 from prodcat.errors import InvalidRecord, Stage
 from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
-from retrain.labels import LabelStore, RequestLookup, parse_label
+from retrain.label_store import LabelStore, RequestLookup, parse_label
 from runtime.deadletter import DeadLetter, RawEvent, send
 from runtime.policy import ErrorPolicy
 from runtime.sinks.base import Message, Sink

@@ -18,8 +18,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from prodcat.errors import ProdcatError
 from prodcat.settings import Settings
+from retrain.label_store import HumanLabel
 from retrain.labelling_queue import RequestQueue, parse_request
-from retrain.labels import HumanLabel
 
 __all__ = ["LabelPublisher", "LabelsNotAcknowledged", "RequestReader", "label_message"]
 

@@ -9,7 +9,7 @@
   same product) and never offers a product again once it was labelled in this session;
 - publishes every decision as one ``labelling.labels`` message (key = product id, value
   ``{product_id, category, positive, labeller, labelled_at, p, model_version}``, ``p`` and the
-  version copied from the request, checked with :class:`~retrain.labels.HumanLabel` first) and
+  version copied from the request, checked with :class:`~retrain.label_store.HumanLabel` first) and
   answers once Kafka has acknowledged it.
 
 Offsets are committed only up to the oldest request not yet labelled (per partition): a tool
@@ -50,9 +50,9 @@ from prodcat import web as shared
 from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
 from prodcat.web import blocking, json_error, json_object
+from retrain.label_store import HumanLabel, LabelStore
 from retrain.labelling_kafka import LabelPublisher, LabelsNotAcknowledged, RequestReader
 from retrain.labelling_queue import MAX_QUEUE, RequestQueue, number_or_zero
-from retrain.labels import HumanLabel, LabelStore
 
 __all__ = ["check_bind", "labelling_app", "request_fields"]
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Literal
 
 from prodcat.taxonomy import Taxonomy
 
-if TYPE_CHECKING:  # labels.py imports this module; the record type is only needed for hints
-    from retrain.labels import HumanLabel
+if TYPE_CHECKING:  # label_store.py imports this module; the record type is only needed for hints
+    from retrain.label_store import HumanLabel
 
 __all__ = ["Conflict", "ProductLabels", "Votes", "find_conflicts", "resolve", "tally"]
 

@@ -16,7 +16,7 @@ from prodcat.categoriser import Categoriser
 from prodcat.record import ProductRecord, parse_record
 from prodcat.settings import Settings
 from retrain.job import GatePolicy, RetrainBusy, RoundReport, run_round
-from retrain.labels import LabelStore
+from retrain.label_store import LabelStore
 from retrain.resolution import resolve, tally
 from retrain.weights import importance_weights, label_probabilities
 from runtime.loading import DATA, load_announced, load_rules

@@ -43,7 +43,7 @@ from prodcat.taxonomy import Taxonomy
 from retrain.resolution import ProductLabels
 
 if TYPE_CHECKING:  # only the type: retrain.job stays free of the Elasticsearch client
-    from retrain.labels import HumanLabel
+    from retrain.label_store import HumanLabel
 
 __all__ = ["RuleTrust", "decided_matrix", "importance_weights", "label_probabilities"]
 

@@ -63,8 +63,8 @@ def label_ui(
 
     from embedder.fetch import ImageFetcher
     from prodcat.kafka import connect_admin
+    from retrain.label_store import LabelStore
     from retrain.labelling_tool import check_bind, labelling_app
-    from retrain.labels import LabelStore
 
     settings = Settings.load()
     if labeller_token is None and settings.labelling_token is not None:

@@ -18,16 +18,16 @@ from confluent_kafka import Producer
 
 from embedder.fetch import ImageFetcher
 from prodcat.categoriser import Categorisation
+from prodcat.commands.retrain import label_ui
 from prodcat.errors import ConfigError
 from prodcat.record import parse_record
 from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
-from prodcat.commands.retrain import label_ui
+from retrain.label_store import parse_label
 from retrain.labelling_queue import RequestQueue
 from retrain.labelling_tool import check_bind, labelling_app
-from retrain.labels import parse_label
-from streams.labelling import Candidate, request_message
 from runtime.deadletter import RawEvent
+from streams.labelling import Candidate, request_message
 from streams.pipeline import Classified
 from streams.topics import ensure_topics
 from tests.embedder.cdp import Browser, chromium_path, keep_screenshot

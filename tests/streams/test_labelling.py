@@ -11,10 +11,10 @@ import pytest
 from prodcat.categoriser import Categorisation
 from prodcat.errors import ConfigError
 from prodcat.sampling import SamplingPolicy, StreamSampler
+from retrain.label_store import HumanLabel, join_requests, parse_label
 from retrain.labelling_kafka import label_message
 from retrain.labelling_queue import parse_request
 from retrain.labelling_tool import request_fields
-from retrain.labels import HumanLabel, join_requests, parse_label
 from retrain.weights import importance_weights, label_probabilities
 from streams.labelling import LabellingGate, LabellingPolicy, LabellingSampler
 from tests.streams.fakes import TAXONOMY, TOPICS, FakeKafka, event, processor

@@ -11,10 +11,10 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from prodcat.feed import publish
 from prodcat.taxonomy import Taxonomy
+from retrain.label_store import HumanLabel, LabelStore
 from retrain.labelling_kafka import label_message
 from retrain.labelling_queue import parse_request
 from retrain.labelling_tool import request_fields
-from retrain.labels import HumanLabel, LabelStore
 from retrain.weights import importance_weights, label_probabilities
 from runtime.deadletter import DeadLetter
 from streams.topics import ensure_topics

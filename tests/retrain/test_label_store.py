@@ -11,7 +11,7 @@ from elasticsearch import AsyncElasticsearch
 
 from prodcat.errors import InvalidRecord
 from prodcat.taxonomy import Taxonomy
-from retrain.labels import HumanLabel, LabelStore, parse_label
+from retrain.label_store import HumanLabel, LabelStore, parse_label
 from retrain.resolution import ProductLabels, find_conflicts, resolve, tally
 from runtime.sinks.elastic import Document, ElasticSink
 
