@@ -37,7 +37,7 @@ class DeadLetter:
 
     def message(self, topic: str) -> Message:
         """The products.deadletter message: original key and value, the rest in headers."""
-        headers = [(STAGE, str(self.stage).encode()),
+        headers: list[tuple[str, str | bytes | None]] = [(STAGE, str(self.stage).encode()),
                    (REASON, self.reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]),
                    (TIME, self.rejected_at.isoformat().encode())]
         if self.source_topic is not None:
@@ -49,9 +49,10 @@ class DeadLetter:
         return Message(topic, self.key, self.value, headers)
 
     @classmethod
-    def from_message(cls, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None) -> DeadLetter:
+    def from_message(cls, key: bytes | None, value: bytes,
+                     headers: Sequence[tuple[str, str | bytes | None]] | None) -> DeadLetter:
         """Read a products.deadletter message back (for tools and tests)."""
-        h = {name: raw.decode("utf-8", "replace") for name, raw in headers or []}
+        h = {name: raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw or "" for name, raw in headers or []}
         return cls(value=value, key=key, stage=Stage(h[STAGE]), reason=h.get(REASON, ""),
                    source_topic=h.get(TOPIC), partition=int(h[PARTITION]) if PARTITION in h else None,
                    offset=int(h[OFFSET]) if OFFSET in h else None,

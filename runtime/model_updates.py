@@ -61,7 +61,8 @@ class AnnouncementReader:
         if msg is None or msg.error():
             return None
         self._seen_end = high
-        return Announcement.model_validate(json.loads(msg.value()))
+        value = msg.value()
+        return None if value is None else Announcement.model_validate(json.loads(value))
 
     def close(self) -> None:
         self.consumer.close()

@@ -35,7 +35,7 @@ class UnchangedFilter:
         if not items:
             return []
         stored = await self.redis.mget([self._key(pid) for pid, _ in items])
-        return [s is not None and s.decode() == fp for s, (_, fp) in zip(stored, items, strict=True)]
+        return [(s.decode() if isinstance(s, bytes) else s) == fp for s, (_, fp) in zip(stored, items, strict=True)]
 
     async def remember(self, items: Sequence[tuple[str, str]]) -> None:
         """Call only after every sink acknowledged the products: a replay must not be skipped early."""

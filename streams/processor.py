@@ -126,10 +126,11 @@ class BatchProcessor:
         dead += [event.reject(result.stage, result.reason) for event, result in parsed.ok
                  if not isinstance(result, Parsed)]
         items, skipped = newest_per_product([r for _, r in parsed.ok if isinstance(r, Parsed)])
-        if self.unchanged is not None and items:
+        unchanged = self.unchanged
+        if unchanged is not None and items:
+            prints = [(i.record.id, i.fingerprint) for i in items]
             with m.stage("dedup"):
-                same = await p.call(Stage.DEDUP, lambda: self.unchanged.unchanged([(i.record.id, i.fingerprint)
-                                                                                   for i in items]))
+                same = await p.call(Stage.DEDUP, lambda: unchanged.unchanged(prints))
             skipped += sum(same)
             items = [i for i, s in zip(items, same, strict=True) if not s]
 
@@ -155,12 +156,12 @@ class BatchProcessor:
         return Prepared(categoriser, [c for c, _ in kept], [doc for _, doc in kept], dead, vectors, skipped)
 
     async def _vectors(self, items: Sequence[Parsed]) -> list[np.ndarray | None]:
-        found = await self.images.vectors([i.record for i in items])
+        found = await self.images.vectors([i.record for i in items]) if self.images is not None else {}
         return [found.get(i.record.id) for i in items]
 
     async def deliver(self, batch: Prepared) -> None:
         """Write a prepared batch to every sink; when this returns, its events may be acked."""
-        m, p = self.metrics, self.policy
+        m, p, unchanged = self.metrics, self.policy, self.unchanged
         version, taxonomy = batch.categoriser.version, batch.categoriser.taxonomy
         dead = list(batch.dead)
         by_id = {c.record.id: c for c in batch.classified}
@@ -178,10 +179,11 @@ class BatchProcessor:
             dead += [by_id[row.id].event.reject(Stage.MILVUS, reason) for row, reason in milvus.failed]
 
         # one draw per fresh product, made once: a retried admit must not draw again
-        wanted = self.labelling_sampler.draw(fresh) if self.labelling is not None and fresh else []
-        admitted = await p.call(Stage.LABELLING, lambda: self.labelling.admit(wanted, version)) if wanted else []
-        if self.labelling_sampler is not None:
-            self.labelling_sampler.spend(len(admitted))
+        sampler, gate = self.labelling_sampler, self.labelling
+        wanted = sampler.draw(fresh) if sampler is not None and gate is not None and fresh else []
+        admitted = await p.call(Stage.LABELLING, lambda: gate.admit(wanted, version)) if gate and wanted else []
+        if sampler is not None:
+            sampler.spend(len(admitted))
 
         outputs = ([(c, Message(self.topics.categorised, c.record.id.encode(), categorised_message(c, taxonomy, version)))
                     for c in fresh]
@@ -195,10 +197,10 @@ class BatchProcessor:
                 await send(p, self.kafka, self.topics.deadletter, late)
         dead += late
 
-        if self.unchanged is not None:
+        if unchanged is not None:
             failed = {d.key for d in dead}
             done = [(c.record.id, c.fingerprint) for c in fresh if c.record.id.encode() not in failed]
-            await p.call(Stage.DEDUP, lambda: self.unchanged.remember(done))
+            await p.call(Stage.DEDUP, lambda: unchanged.remember(done))
 
         m.skipped.inc(batch.skipped)
         for d in dead:

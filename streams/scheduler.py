@@ -47,8 +47,9 @@ class BatchScheduler(Generic[E]):
         failed: asyncio.Future = asyncio.get_running_loop().create_future()
 
         def watch(task: asyncio.Task) -> None:  # a failure must stop the loop now, not at the next batch
-            if not task.cancelled() and task.exception() is not None and not failed.done():
-                failed.set_exception(task.exception())
+            error = None if task.cancelled() else task.exception()
+            if error is not None and not failed.done():
+                failed.set_exception(error)
 
         async def handle(events: Sequence[E], previous: asyncio.Task | None) -> None:
             async with preparing:

@@ -13,11 +13,12 @@ DEADLETTER_MAX_BYTES = 8 << 20
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
     """Every topic of the architecture; models.updates is compacted (latest promoted model wins)."""
-    common = {"num_partitions": settings.topic_partitions, "replication_factor": settings.topic_replication}
+    partitions, replication = settings.topic_partitions, settings.topic_replication
     names = [settings.topic_raw, settings.topic_categorised, settings.topic_label_requests, settings.topic_labels]
-    specs = [NewTopic(name, **common) for name in names]
+    specs = [NewTopic(name, num_partitions=partitions, replication_factor=replication) for name in names]
     # a dead letter is the original event plus headers: room for any event the broker once took
-    specs.append(NewTopic(settings.topic_deadletter, **common, config={"max.message.bytes": str(DEADLETTER_MAX_BYTES)}))
+    specs.append(NewTopic(settings.topic_deadletter, num_partitions=partitions, replication_factor=replication,
+                          config={"max.message.bytes": str(DEADLETTER_MAX_BYTES)}))
     specs.append(NewTopic(settings.topic_model_updates, num_partitions=1,
                           replication_factor=settings.topic_replication,
                           config={"cleanup.policy": "compact"}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from elasticsearch import AsyncElasticsearch, helpers
 from elasticsearch.exceptions import ApiError
@@ -14,7 +15,7 @@ from runtime.sinks.base import WriteResult
 _KW = {"type": "keyword"}
 _OPAQUE = {"type": "object", "enabled": False}
 
-PRODUCTS_MAPPING = {
+PRODUCTS_MAPPING: dict[str, Any] = {
     # unknown fields are stored in _source but not indexed: affiliate feeds would explode the mapping
     "dynamic": False,
     "properties": {
@@ -80,7 +81,7 @@ class ElasticSink:
                                              max_retries=5, initial_backoff=0.5, chunk_size=500)
         position = {doc.id: i for i, doc in enumerate(docs)}
         stale, failed = set(), {}
-        for item in errors:
+        for item in errors if isinstance(errors, list) else []:  # a list unless stats_only
             info = next(iter(item.values()))
             status, i = info.get("status", 0), position[str(info.get("_id"))]
             if status == 409:

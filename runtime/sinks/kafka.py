@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -62,8 +62,8 @@ class KafkaSink:
         if not messages:
             return {}
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
         remaining, errors = len(messages), {}
+        done: asyncio.Future[None] = loop.create_future()
 
         def delivered(i: int, err: KafkaError | None) -> None:  # on the poll thread
             nonlocal remaining
@@ -71,13 +71,20 @@ class KafkaSink:
                 errors[i] = err
             remaining -= 1
             if remaining == 0:
-                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+                loop.call_soon_threadsafe(finish)
+
+        def finish() -> None:  # on the event loop
+            if not done.done():
+                done.set_result(None)
+
+        def report(i: int) -> Callable[[KafkaError | None, object], None]:
+            return lambda err, _msg: delivered(i, err)
 
         for i, (topic, key, value, headers) in enumerate(messages):
             while True:
                 try:
                     self._producer.produce(topic, value=value, key=key, headers=headers,
-                                           on_delivery=lambda err, _msg, i=i: delivered(i, err))
+                                           on_delivery=report(i))
                     break
                 except BufferError:  # local queue full: the poll thread is draining it
                     await asyncio.sleep(0.01)
