@@ -16,10 +16,10 @@ _EXPORTS = {
     "ImageIndex": "embedder.index",
     "ImageVector": "embedder.index",
     "Neighbour": "embedder.index",
-    "embed_catalogue": "embedder.catalogue",
-    "EmbedReport": "embedder.catalogue",
+    "embed_catalogue": "embedder.bulk",
+    "EmbedReport": "embedder.bulk",
     "JudgementStore": "embedder.judgements",
-    "similarity_app": "embedder.web",
+    "similarity_app": "embedder.similarity_app",
 }
 __all__ = sorted(_EXPORTS)
 

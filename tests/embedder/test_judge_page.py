@@ -15,9 +15,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from embedder import EfficientNetLite0Embedder, ImageIndex
-from embedder.catalogue import embed_catalogue
+from embedder.bulk import embed_catalogue
 from embedder.judgements import JudgementStore
-from embedder.web import product_table, similarity_app
+from embedder.similarity_app import product_table, similarity_app
 from prodcat.catalogue import read_catalogue
 from tests.embedder.cdp import Browser, chromium_path, keep_screenshot
 

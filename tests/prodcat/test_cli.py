@@ -378,8 +378,8 @@ def test_tensorflow_start_up_lines_are_recognised():
 
 def test_no_image_embedded_is_an_error(files, monkeypatch, capsys):
     """Photos that are all missing: one line with the reasons, non-zero exit (model and index stubbed)."""
+    from embedder.bulk import EmbedReport
     from prodcat.commands import embedder as embedder_cli
-    from embedder.catalogue import EmbedReport
 
     class Index:
         collection = "product_images"
@@ -397,7 +397,7 @@ def test_no_image_embedded_is_an_error(files, monkeypatch, capsys):
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(embedder_cli, "_open_index", lambda settings: Index())
     monkeypatch.setattr(embedder_cli, "load_embedder", lambda image_size, batch_size: Model())
-    monkeypatch.setattr("embedder.catalogue.embed_catalogue", lambda records, **kwargs: report)
+    monkeypatch.setattr("embedder.bulk.embed_catalogue", lambda records, **kwargs: report)
     code = run(["embed", str(files / "nocat.jsonl")])
     captured = capsys.readouterr()
     assert_one_line_error(code, captured.out, captured.err, "failed 10 (not found: 10)")

@@ -20,8 +20,8 @@ from PIL import Image
 
 from embedder import ImageFetcher, ImageIndex, ImageVector
 from embedder.judgements import JudgementStore
+from embedder.similarity_app import product_table, similarity_app
 from prodcat.commands.embedder import serve_similarity
-from embedder.web import product_table, similarity_app
 from prodcat.errors import ConfigError
 
 DIM = 8
