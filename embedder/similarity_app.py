@@ -39,14 +39,7 @@ from embedder.judgements import JudgementStore
 from prodcat.catalogue import true_category_path
 from prodcat.errors import InvalidRecord, NotFound, ProdcatError
 from prodcat.record import ProductRecord, parse_record
-from prodcat.web import (
-    access_middleware,
-    blocking,
-    check_bind,
-    json_error,
-    json_object,
-    serve_page,
-)
+from prodcat.web import access_middleware, blocking, check_bind, json_error, json_object, serve_page
 
 __all__ = ["ProductLookup", "check_similarity_bind", "product_table", "similarity_app"]
 

@@ -18,21 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from prodcat.catalogue_options import (
-    Catalogue,
-    ColumnsOpt,
-    MappingOpt,
-    NoHeaderOpt,
-    PresetOpt,
-)
+from prodcat.catalogue_options import Catalogue, ColumnsOpt, MappingOpt, NoHeaderOpt, PresetOpt
 from prodcat.console import JsonOpt, err, out, print_json, table
 from prodcat.errors import ConfigError, DataError, ProdcatError
 from prodcat.settings import Settings
@@ -116,10 +104,7 @@ def embed(
 ) -> None:
     """Embed a catalogue's product images into the Milvus collection at PRODCAT_MILVUS_URI (and --export them)."""
     from embedder.bulk import embed_catalogue
-    from embedder.export import (  # numpy and the index types: with the command
-        export_format,
-        write_vectors,
-    )
+    from embedder.export import export_format, write_vectors  # numpy and the index types: with the command
 
     if export is not None:
         export_format(export)  # a wrong file name fails before any photo is embedded
@@ -212,11 +197,7 @@ def serve_similarity(
     from aiohttp import web
 
     from embedder.judgements import JudgementStore
-    from embedder.similarity_app import (
-        check_similarity_bind,
-        product_table,
-        similarity_app,
-    )
+    from embedder.similarity_app import check_similarity_bind, product_table, similarity_app
 
     check_similarity_bind(host, token)  # before the catalogue and Milvus: a refused start costs nothing
     source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header)

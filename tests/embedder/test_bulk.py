@@ -16,13 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 import prodcat.commands.embedder as embedder_cli
-from embedder import (
-    EfficientNetLite0Embedder,
-    Embedder,
-    ImageFetcher,
-    ImageIndex,
-    VectorCache,
-)
+from embedder import EfficientNetLite0Embedder, Embedder, ImageFetcher, ImageIndex, VectorCache
 from embedder.bulk import EmbedReport, embed_catalogue
 from prodcat.catalogue import read_catalogue
 from prodcat.errors import NotFound, ProdcatError

@@ -16,12 +16,7 @@ from retrain.job import GatePolicy, run_round
 from retrain.label_store import HumanLabel
 from retrain.resolution import ProductLabels
 from retrain.selection import Pool, StreamSelection
-from retrain.weights import (
-    RuleTrust,
-    decided_matrix,
-    importance_weights,
-    label_probabilities,
-)
+from retrain.weights import RuleTrust, decided_matrix, importance_weights, label_probabilities
 
 N, BUDGET = 20_000, 1_000
 
