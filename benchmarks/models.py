@@ -18,7 +18,7 @@ members refit) and is scored on the test 10% against the rule labels and against
 Every member, the mean/weighted/stacked ensembles (same OOF, same thresholding protocol; with
 ``--images`` also without the image member), the jointly trained model (``--joint`` towers, the
 same protocol), the rules themselves and the ensemble trained on TRUE labels (the ceiling) are
-reported, with the study's hypotheses answered from the numbers and predict_batch throughput on
+reported, with the study's hypotheses answered from the numbers and categorise_batch throughput on
 batches of 256 (median of 3). With ``--images`` the photos are embedded once (cached under
 .prodcat/cache/bench/). Datasets already in models.json stay; those run now replace theirs.
 Writes models.md, models.json and models.png into ``--out`` (default: a new temporary folder,
@@ -171,7 +171,7 @@ def throughput(classifier: Classifier, records: list, vectors: np.ndarray | None
     for r in range(3):
         rows = [(r * batch + i) % len(records) for i in range(batch)]
         started = time.perf_counter()
-        classifier.predict_batch([records[i] for i in rows], None if vectors is None else vectors[rows])
+        classifier.categorise_batch([records[i] for i in rows], None if vectors is None else vectors[rows])
         rates.append(batch / (time.perf_counter() - started))
     return float(np.median(rates))
 
@@ -392,7 +392,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             headline.append(f"- **{label}**: stacked micro-F1 vs truth **{s:.3f}** (rules {rules_f1:.3f}: "
                             f"{100 * (s - rules_f1):+.1f} points{goal}); best member {best[1][7:]} {best[0]:.3f} "
                             f"(stacked {'>=' if s >= best[0] else '<'} best member); served {v['served']['vs_truth']['micro_f1']:.3f}; "
-                            f"train {v['train_seconds']:.0f}s; predict_batch {v['throughput_per_s']:.0f} products/s"
+                            f"train {v['train_seconds']:.0f}s; categorise_batch {v['throughput_per_s']:.0f} products/s"
                             + (f"; rules ∪ model {v['rules ∪ served']['vs_truth']['micro_f1']:.3f}"
                                if "rules ∪ served" in v else ""))
         lines += headline + ["", *hypotheses(r), ""]

@@ -3,7 +3,7 @@
 Build one with :func:`models.training.train_ensemble`; save and load it with
 :mod:`models.artifact` (``save_classifier`` / ``load_classifier``).
 
-Per product, :meth:`Classifier.predict_batch` returns a
+Per product, :meth:`Classifier.categorise_batch` returns a
 :class:`~prodcat.categoriser.Categorisation`:
 
 * ``categories``: ``Thresholds.decide`` on the ensemble probabilities, closed under ancestors;
@@ -142,12 +142,15 @@ class Classifier(Categoriser):
         for n in (1, 2):
             records = [ProductRecord(id=f"warm-up-{i}", title="warm up") for i in range(n)]
             vectors = None if dim is None else np.full((n, dim), 1 / np.sqrt(dim), dtype=np.float32)
-            self.predict_batch(records, vectors)
+            self.categorise_batch(records, vectors)
         return self
 
-    def predict_batch(self, records: Sequence[ProductRecord],
-                      image_vectors: ImageInput = None) -> list[Categorisation]:
-        """One :class:`Categorisation` per record, in order (see the module docstring)."""
+    def categorise_batch(self, records: Sequence[ProductRecord],
+                         image_vectors: ImageInput = None) -> list[Categorisation]:
+        """One :class:`Categorisation` per record, in order (see the module docstring).
+
+        ``image_vectors`` by product id, as the interface has it, or as an n x dim matrix.
+        """
         records = list(records)
         if not records:
             return []
@@ -179,11 +182,6 @@ class Classifier(Categoriser):
                 disagreement=None if np.isnan(split[i]) else float(split[i]),
             ))
         return out
-
-    def categorise_batch(self, records: Sequence[ProductRecord],
-                         image_vectors: Mapping[str, np.ndarray] | None = None) -> list[Categorisation]:
-        """What the stream calls: :meth:`predict_batch`."""
-        return self.predict_batch(records, image_vectors)
 
     def decide(self, records: Sequence[ProductRecord], image_vectors: ImageInput = None) -> np.ndarray:
         """Boolean n x C decisions (closed under ancestors): for evaluation."""

@@ -289,7 +289,7 @@ def _predict_jsonl(model_dir: Path, lines: Iterable[bytes | str], source: str) -
         raise DataError(f"no product in {source}; expected one JSON product object per line")
     classifier = _load(model_dir)
     for batch in chain([first], batches):
-        for record, result in zip(batch, classifier.predict_batch(batch), strict=True):
+        for record, result in zip(batch, classifier.categorise_batch(batch), strict=True):
             print_json_line(_prediction(record, result, classifier))
         sys.stdout.flush()
 
@@ -323,7 +323,7 @@ def predict(
         text = path.read_text(encoding="utf-8")
     record = parse_record(text)  # InvalidRecord (a ProdcatError) says what is wrong
     classifier = _load(model_dir)
-    result = classifier.predict_batch([record])[0]
+    result = classifier.categorise_batch([record])[0]
     if as_json:
         print_json(_prediction(record, result, classifier))
         return

@@ -88,7 +88,7 @@ def test_training_is_quick_and_versioned(trained: tuple[Classifier, float]) -> N
 
 
 def test_predictions_are_ancestor_consistent(classifier: Classifier, split: Split) -> None:
-    results = classifier.predict_batch(split.test)
+    results = classifier.categorise_batch(split.test)
     assert len(results) == len(split.test)
     taxonomy = classifier.taxonomy
     for result in results:
@@ -99,7 +99,7 @@ def test_predictions_are_ancestor_consistent(classifier: Classifier, split: Spli
 
 
 def test_uncertainty_and_disagreement_in_unit_interval(classifier: Classifier, split: Split) -> None:
-    results = classifier.predict_batch(split.test[:100])
+    results = classifier.categorise_batch(split.test[:100])
     for r in results:
         assert r.uncertainty is not None and 0.0 <= r.uncertainty <= 1.0
         assert r.disagreement is not None and 0.0 <= r.disagreement <= 1.0
@@ -107,7 +107,7 @@ def test_uncertainty_and_disagreement_in_unit_interval(classifier: Classifier, s
 
 
 def test_explanation_tokens_come_from_the_title(classifier: Classifier, split: Split) -> None:
-    results = classifier.predict_batch(split.test[:100])
+    results = classifier.categorise_batch(split.test[:100])
     explained = 0
     for record, result in zip(split.test[:100], results):
         title = " ".join(re.sub(r"[^\w\s]", "", record.title.casefold()).split())  # punctuation is stripped
@@ -135,7 +135,7 @@ def test_save_load_identical(classifier: Classifier, saved: Path, split: Split) 
     after, members_after = loaded.predict_proba(split.test[:64])
     np.testing.assert_array_equal(before, after)
     np.testing.assert_array_equal(members_before, members_after)
-    assert loaded.predict_batch(split.test[:64]) == classifier.predict_batch(split.test[:64])
+    assert loaded.categorise_batch(split.test[:64]) == classifier.categorise_batch(split.test[:64])
 
 
 def test_no_half_written_artifact(classifier: Classifier, saved: Path) -> None:
@@ -150,7 +150,7 @@ def test_bad_records_get_a_categorisation(classifier: Classifier, bad_records: l
     assert all(isinstance(r, Categorisation) for r in results)
     # wrong-shaped image vectors are ignored, not fatal
     assert len(classifier.categorise_batch(bad_records, {"empty": np.ones(3)})) == len(bad_records)
-    assert classifier.predict_batch([]) == []
+    assert classifier.categorise_batch([]) == []
 
 
 def test_embed_concatenates_members(classifier: Classifier, split: Split) -> None:
@@ -160,8 +160,8 @@ def test_embed_concatenates_members(classifier: Classifier, split: Split) -> Non
 
 
 def test_registry_and_worker_load(classifier: Classifier, tmp_path: Path) -> None:
-    from runtime.model_updates import Announcement
     from runtime.loading import load_announced
+    from runtime.model_updates import Announcement
 
     registry = ModelRegistry(tmp_path / "registry")
     assert registry.versions() == []

@@ -10,11 +10,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from prodcat.commands.models import evaluate, predict, train
 from models.config import FeatureConfig
 from models.errors import ConfigError, DataError
 from models.labels import LabelWeighting
 from models.training import train_ensemble
+from prodcat.commands.models import evaluate, predict, train
 from prodcat.errors import ProdcatError
 from tests.models.conftest import Sample
 
@@ -42,7 +42,7 @@ def test_image_vectors_add_the_image_head(small: Sample, config: FeatureConfig) 
     by_id = {str(r.id): v for r, v in zip(small.records[:20], small.images[:20])}
     probs, member_probs = classifier.predict_proba(small.records[:20], by_id)
     assert np.isfinite(probs).all() and np.isnan(member_probs[1][missing[:20]]).all()
-    results = classifier.predict_batch(small.records[:20], by_id)
+    results = classifier.categorise_batch(small.records[:20], by_id)
     assert all(r.uncertainty is not None for r in results)
     # without any image vector the text member still answers
     assert np.isfinite(classifier.predict_proba(small.records[:5])[0]).all()
