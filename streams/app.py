@@ -38,7 +38,6 @@ from runtime.sinks.kafka import KafkaSink
 from streams.dedup import UnchangedFilter
 from streams.labelling import LabellingGate, LabellingPolicy, LabellingSampler
 from streams.lag import consumer_lag
-from streams.worker_metrics import WorkerMetrics
 from streams.processor import (
     BatchProcessor,
     CategoriserSlot,
@@ -48,6 +47,7 @@ from streams.processor import (
     Topics,
 )
 from streams.scheduler import BatchScheduler
+from streams.worker_metrics import WorkerMetrics
 
 
 def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:

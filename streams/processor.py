@@ -32,7 +32,6 @@ from runtime.sinks.base import Message, Sink, WriteResult
 from runtime.sinks.elastic import Document
 from streams.dedup import UnchangedFilter
 from streams.labelling import LabellingGate, LabellingSampler, request_message
-from streams.worker_metrics import WorkerMetrics
 from streams.pipeline import (
     Classified,
     Parsed,
@@ -42,6 +41,7 @@ from streams.pipeline import (
     newest_per_product,
     parse_events,
 )
+from streams.worker_metrics import WorkerMetrics
 
 T = TypeVar("T")
 

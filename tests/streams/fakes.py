@@ -17,8 +17,8 @@ from runtime.deadletter import DeadLetter, RawEvent
 from runtime.policy import ErrorPolicy, Health
 from runtime.sinks.base import Message, WriteResult
 from runtime.sinks.elastic import Document
-from streams.worker_metrics import WorkerMetrics
 from streams.processor import BatchProcessor, CategoriserSlot, Topics
+from streams.worker_metrics import WorkerMetrics
 
 TAXONOMY = Taxonomy.from_paths([("Clothing", "Shorts"), ("Clothing", "Shirts"), ("Footwear", "Sneakers")])
 RULES = """
