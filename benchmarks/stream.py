@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import statistics
 import subprocess
 import sys
@@ -362,7 +363,7 @@ def run(args: argparse.Namespace, base: Settings, modes: list[str], scale_modes:
             results[mode]["latency"] = latency(base, tmp, plans[mode], median["eps"] / 2, args.latency_seconds)
     scale = {mode: {n: {**median_run(rs), "all_eps": [r["eps"] for r in rs], "rss_mb": max(r["rss_mb"] for r in rs)}
                     for n, rs in by_n.items()} for mode, by_n in scaling.items()}
-    write_report(args.out, command=" ".join(sys.argv[1:]), base=base, repeats=args.repeats, results=results,
+    write_report(args.out, command=shlex.join(sys.argv[1:]), base=base, repeats=args.repeats, results=results,
                  scaling=scale, partitions=args.scale_partitions, loads=loads, note=args.note)
     print(args.out.with_suffix(".md").read_text())
 
