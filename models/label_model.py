@@ -27,7 +27,7 @@ precision is then estimated as the posterior mean of the truth over its "yes" vo
 
 The assumption that sources are independent given the truth is the model's weak point: a rule and
 the matcher both read the title, so their errors correlate and EM overrates both. The benchmark
-(``benchmarks/label_model.py``) reports each source's estimated against its true precision.
+(``benchmarks/weak_labels.py``) reports each source's estimated against its true precision.
 
 The posteriors are per pair; :func:`ancestor_consistent` makes them respect the tree (a category
 implies its ancestors, so P(parent) >= P(child)), and :func:`training_labels` turns them into
@@ -51,6 +51,7 @@ __all__ = [
     "LabelModel",
     "LabelSource",
     "ancestor_consistent",
+    "descendant_sources",
     "rule_sources",
     "training_labels",
 ]
@@ -132,6 +133,34 @@ def rule_sources(matches: Sequence[RuleMatch], rules: RuleSet, taxonomy: Taxonom
             unique = np.unique(np.asarray(rows, dtype=np.int64))
             out.append(LabelSource(f"rule:{rule.id}", unique, np.full(len(unique), col, dtype=np.int64),
                                    columns=np.array([col], dtype=np.int64), group=group))
+    return out
+
+
+def descendant_sources(votes: np.ndarray, taxonomy: Taxonomy, *, name: str = "rules-below") -> list[LabelSource]:
+    """``votes`` for deeper categories carried up the tree, as one source per depth.
+
+    ``votes`` is a boolean ``n x C`` matrix of sources' own-category "yes" (e.g. every rule's
+    firing on its category). Source ``{name}:depth{d}`` observes the depth-d categories that have
+    a voted descendant and says "yes" where one of them was voted. It is a third view of a parent
+    category beside its own rule and the matcher ("a rule for some kind of shirt fired" vs "the
+    rule for Clothing fired"), which the two-view case lacks to tell which source is right.
+    """
+    votes = np.asarray(votes, dtype=bool)
+    if votes.ndim != 2 or votes.shape[1] != len(taxonomy):
+        raise DataError(f"Expected votes of shape (n, {len(taxonomy)}). Received: {votes.shape}")
+    below = np.zeros_like(votes)
+    for col in range(len(taxonomy) - 1, -1, -1):  # children come after parents in column order
+        parent = taxonomy.parent(taxonomy.id_at(col))
+        if parent is not None:
+            p = taxonomy.index(parent)
+            below[:, p] |= below[:, col] | votes[:, col]
+    has_voted_descendant = below.any(axis=0)
+    depth = np.array([taxonomy.depth(c) for c in taxonomy.ids])
+    out = []
+    for d in range(1, taxonomy.max_depth + 1):
+        columns = np.flatnonzero(has_voted_descendant & (depth == d))
+        if len(columns):
+            out.append(LabelSource.from_matrix(f"{name}:depth{d}", below, columns=columns, group=f"{name}:depth{d}"))
     return out
 
 

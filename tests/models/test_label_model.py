@@ -11,6 +11,7 @@ from models.label_model import (
     LabelModel,
     LabelSource,
     ancestor_consistent,
+    descendant_sources,
     training_labels,
 )
 from models.metrics import micro_prf
@@ -152,3 +153,16 @@ def test_ancestor_consistency_and_training_labels() -> None:
     assert weights.class_weight_vector is None
     assert weights.sample_weight[0, cols["sneakers"]] == pytest.approx(0.9)
     assert weights.sample_weight[1, cols["bags"]] == pytest.approx(0.8)
+
+
+def test_descendant_sources_carry_votes_up_per_depth() -> None:
+    tax = Taxonomy.from_paths([["Shoes", "Sneakers", "High Tops"], ["Shoes", "Boots"], ["Bags"]])
+    votes = np.zeros((2, len(tax)), dtype=bool)
+    votes[0, tax.index(tax.find(["Shoes", "Sneakers", "High Tops"]))] = True
+    votes[1, tax.index(tax.find(["Bags"]))] = True  # a root: nothing above it
+    sources = descendant_sources(votes, tax)
+    assert [s.name for s in sources] == ["rules-below:depth1", "rules-below:depth2"]
+    depth1, depth2 = sources
+    assert depth1.columns.tolist() == [tax.index(tax.find(["Shoes"]))]
+    assert list(zip(depth1.positive_rows, depth1.positive_columns, strict=True)) == [(0, tax.index(tax.find(["Shoes"])))]
+    assert depth2.columns.tolist() == [tax.index(tax.find(["Shoes", "Sneakers"]))]

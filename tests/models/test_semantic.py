@@ -19,6 +19,7 @@ from models.semantic import (
     SemanticMatcher,
     calibrate_threshold,
     category_texts,
+    mask_words,
     product_text,
     read_category_descriptions,
 )
@@ -70,8 +71,8 @@ def test_descriptions_are_optional_keys_of_the_taxonomy_file(taxonomy: Taxonomy,
     assert read_category_descriptions(taxonomy.to_json(), taxonomy) == {}  # a file without them
     texts, columns = category_texts(taxonomy, found)
     mine = [t for t, c in zip(texts, columns, strict=True) if c == taxonomy.index(models)]
-    assert mine == ["Toys > Scaled Models", "die cast car", "model train",
-                    "Toys > Scaled Models: miniature vehicles built to scale"]
+    assert mine == ["Toys Scaled Models", "die cast car", "model train",
+                    "Toys Scaled Models: miniature vehicles built to scale"]
     node = next(n for n in data["nodes"] if n["id"] == models)
     node["synonyms"] = "die cast car"
     with pytest.raises(DataError, match="expected 'synonyms' as a list"):
@@ -97,20 +98,40 @@ def test_best_match_with_ancestors_and_synonyms(taxonomy: Taxonomy) -> None:
 
 
 def test_threshold_calibrated_on_rule_labels(taxonomy: Taxonomy) -> None:
-    titles = ["sports shoes"] * 60 + ["cookware pan"] * 60 + ["shoes cookware cutlery sandals"] * 60
+    titles = (["sports shoes"] * 60 + ["cookware pan"] * 60 + ["shoes cookware cutlery sandals"] * 60
+              + ["sandals"] * 60 + ["cutlery set"] * 60)
     records = _records(titles)
     rules = np.zeros((len(records), len(taxonomy)), dtype=bool)
     rules[:60, [_col(taxonomy, "Footwear"), _col(taxonomy, "Footwear", "Sports Shoes")]] = True
     rules[60:120, [_col(taxonomy, "Kitchen"), _col(taxonomy, "Kitchen", "Cookware")]] = True
-    rules[120:, [_col(taxonomy, "Toys"), _col(taxonomy, "Toys", "Scaled Models")]] = True  # the matcher is wrong
-    matcher = SemanticMatcher(WordsEncoder(), target_precision=0.9).fit(taxonomy, records=records, rule_labels=rules)
+    rules[120:180, [_col(taxonomy, "Toys"), _col(taxonomy, "Toys", "Scaled Models")]] = True  # the matcher is wrong
+    rules[180:240, [_col(taxonomy, "Footwear"), _col(taxonomy, "Footwear", "Sandals")]] = True
+    rules[240:, _col(taxonomy, "Kitchen")] = True  # stops above the match: it cannot judge "Kitchen > Cutlery"
+    # unmasked: these titles are nothing but their categories' words
+    matcher = SemanticMatcher(WordsEncoder(), target_precision=0.9, mask_rule_words=False).fit(
+        taxonomy, records=records, rule_labels=rules)
     sim = matcher.similarity(records).max(axis=1)
     assert sim[120] < matcher.threshold_ <= min(sim[0], sim[60])  # the right matches pass, the wrong ones do not
-    assert matcher.calibration_["precision_vs_rules"] >= 0.9 and matcher.calibration_["products"] == 180
+    assert matcher.calibration_["precision_vs_rules"] >= 0.9 and matcher.calibration_["products"] == 240
     proba = matcher.predict_proba(records)
     assert proba[0].max() == pytest.approx(1.0) and not proba[120].any()
     with pytest.raises(ConfigError, match="calibrate the threshold"):
         SemanticMatcher(WordsEncoder()).fit(taxonomy)
+
+
+def test_calibration_masks_the_words_the_rules_read(taxonomy: Taxonomy) -> None:
+    assert mask_words("Women's Cotton Kurtas (Blue)", ["Clothing", "Women's Clothing", "Kurtas"]) == "Cotton (Blue)"
+    assert mask_words("Stainless Steel Cookware", ["Kitchen", "Cookware"]) == "Stainless Steel"
+    # "pan" is no category word: masked, the cookware titles still match Cookware; the shoe titles
+    # ("sports shoes" under Sports Shoes) have nothing left and drop out of the calibration
+    records = _records(["sports shoes"] * 60 + ["cookware pan"] * 60)
+    rules = np.zeros((len(records), len(taxonomy)), dtype=bool)
+    rules[:60, [_col(taxonomy, "Footwear"), _col(taxonomy, "Footwear", "Sports Shoes")]] = True
+    rules[60:, [_col(taxonomy, "Kitchen"), _col(taxonomy, "Kitchen", "Cookware")]] = True
+    described = {taxonomy.find(["Kitchen", "Cookware"]): CategoryDescription(("pan",))}
+    matcher = SemanticMatcher(WordsEncoder(), target_precision=0.9).fit(taxonomy, records=records, rule_labels=rules,
+                                                                        descriptions=described)
+    assert matcher.calibration_["products"] == 60 and matcher.threshold_ == pytest.approx(1.0)
 
 
 def test_calibrate_threshold() -> None:
