@@ -1,4 +1,4 @@
-"""Combining the members' probability matrices, member disagreement, and out-of-fold predictions.
+"""Combining the members' probability matrices: the combiner interface and its three kinds.
 
 Every combiner takes ``member_probs``: a list of m float arrays, each ``n x C`` in taxonomy column
 order, one per member, where an all-NaN row means the member abstained on that product (the image
@@ -33,23 +33,23 @@ n x C`` float32, ``to_dict()`` / ``from_dict()`` (plain JSON: coefficients as li
 round-trip exactly, no pickles) and ``save(path)`` / ``load(path)`` (one JSON file).
 :func:`ensemble_from_dict` / :func:`load_ensemble` rebuild whichever kind was saved.
 
-:func:`disagreement` (defined in :mod:`models.signals`) scores how much the members disagree per
-product (vote entropy or variance), a signal for active learning. :func:`out_of_fold` produces out-of-fold predictions for any member.
+:func:`disagreement` (defined in :mod:`models.signals`, re-exported here) scores how much the members
+disagree per product, a signal for active learning. The out-of-fold member probabilities the
+combiners are fitted on come from :func:`models.folds.out_of_fold`.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from models.errors import ConfigError, DataError, NotFittedError
 from models.signals import disagreement
-from models.thresholds import Thresholds
 
 __all__ = [
     "Ensemble",
@@ -59,7 +59,6 @@ __all__ = [
     "disagreement",
     "ensemble_from_dict",
     "load_ensemble",
-    "out_of_fold",
 ]
 
 _FORMAT = "prodcat.ensemble/1"
@@ -480,45 +479,3 @@ def ensemble_from_dict(data: dict[str, Any]) -> Ensemble:
 def load_ensemble(path: str | Path) -> Ensemble:
     """Rebuild any ensemble kind from a file written by :meth:`Ensemble.save`."""
     return ensemble_from_dict(_read_json(path))
-
-
-# --------------------------------------------------------------------------------------------
-# disagreement and out-of-fold predictions
-# --------------------------------------------------------------------------------------------
-
-
-# disagreement lives in models.signals (one home for the active-learning signals); re-exported here
-
-
-def out_of_fold(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int, *, k: int = 5,
-                seed: int = 0) -> np.ndarray:
-    """Out-of-fold predictions for ``n`` rows: every row predicted by a model that did not train on it.
-
-    The rows are shuffled (``seed``) into ``k`` folds of near-equal size; for each fold,
-    ``fit_predict(train_idx, val_idx)`` (sorted index arrays) trains a fresh model on ``train_idx``
-    and returns its predictions for ``val_idx`` (``len(val_idx)`` rows, any trailing shape, e.g.
-    ``len(val_idx) x C``). Returns them assembled in the original row order.
-
-    >>> out_of_fold(lambda tr, va: va[:, None] * 10.0, 4, k=2).ravel().tolist()
-    [0.0, 10.0, 20.0, 30.0]
-    """
-    if not 2 <= k <= n:
-        raise ValueError(f"Expected 2 <= k <= n. Received: k={k}, n={n}")
-    folds = np.array_split(np.random.default_rng(seed).permutation(n), k)
-    out: np.ndarray | None = None
-    for fold in folds:
-        val_idx = np.sort(fold)
-        train_idx = np.setdiff1d(np.arange(n), val_idx, assume_unique=True)
-        pred = np.asarray(fit_predict(train_idx, val_idx))
-        if pred.ndim == 0 or pred.shape[0] != len(val_idx):
-            raise DataError(f"Expected fit_predict to return {len(val_idx)} rows (one per val_idx). "
-                            f"Received: shape={pred.shape}")
-        if out is None:
-            dtype = pred.dtype if np.issubdtype(pred.dtype, np.floating) else np.float64
-            out = np.full((n,) + pred.shape[1:], np.nan, dtype=dtype)
-        elif pred.shape[1:] != out.shape[1:]:
-            raise DataError(f"Expected every fold's predictions with trailing shape {out.shape[1:]}. "
-                            f"Received: {pred.shape[1:]}")
-        out[val_idx] = pred
-    assert out is not None
-    return out

@@ -3,7 +3,7 @@
 :func:`train_ensemble` does, in order:
 
 1. fit the featuriser on the training records and transform them (with image vectors if given);
-2. for each member, **out-of-fold** probabilities (:func:`models.ensemble.out_of_fold`, ``folds``
+2. for each member, **out-of-fold** probabilities (:func:`models.folds.out_of_fold`, ``folds``
    folds): every row is predicted by a copy of the member that never saw it;
 3. split the rows (seeded) into a combiner part and a held-out **validation** part; fit the
    combiner on the combiner part's OOF probabilities, then the per-category
@@ -29,9 +29,10 @@ import numpy as np
 
 from models.classifier import Classifier
 from models.config import FeatureConfig
-from models.ensemble import Ensemble, MeanEnsemble, StackedEnsemble, WeightedEnsemble, out_of_fold
+from models.ensemble import Ensemble, MeanEnsemble, StackedEnsemble, WeightedEnsemble
 from models.errors import ConfigError, DataError
 from models.featuriser import Featuriser
+from models.folds import out_of_fold
 from models.labels import LabelWeighting, label_matrix
 from models.members import MEMBERS, create_member
 from models.metrics import evaluate

@@ -15,9 +15,9 @@ from models.ensemble import (
     disagreement,
     ensemble_from_dict,
     load_ensemble,
-    out_of_fold,
 )
 from models.errors import DataError, NotFittedError
+from models.folds import out_of_fold
 from models.thresholds import Thresholds
 from prodcat.taxonomy import Taxonomy
 
