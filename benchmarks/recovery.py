@@ -1,3 +1,4 @@
+# over 500 lines: one benchmark read top to bottom (events, kills and restarts, checks, report); its parts serve only this run
 """Recovery after kill -9: how soon a restarted worker consumes again, and what the crashes cost.
 
     .venv/bin/python benchmarks/recovery.py [--events 100000] [--versions 5] [--kills 10]

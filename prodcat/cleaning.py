@@ -1,3 +1,4 @@
+# over 500 lines: one job, field-level cleaning, a small tolerant function per field type that share the garbage rules
 """Field-level cleaning of noisy affiliate data: HTML, Unicode, category paths, prices, gender.
 
 Plain functions, each tolerant of garbage: they return ``None`` (or an empty list) rather than
