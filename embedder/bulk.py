@@ -4,6 +4,12 @@ The bulk path beside the stream: ``prodcat embed`` runs it over a catalogue file
 benchmarks over the shared photo sets. A bad image never stops the run; it is counted under
 its fetch reason in the returned ``EmbedReport``.
 
+The level-1 and level-2 fields of every row are taxonomy category IDS, as the stream writes them
+(``streams.pipeline.level_categories``), so vectors from both paths are filtered together: with
+a ``taxonomy`` (an explicit file) the record's path is looked up in it; without one the ids are
+:func:`prodcat.taxonomy.path_id` of the path's first one and two names, which is what a taxonomy
+built from the catalogue's paths (:meth:`~prodcat.taxonomy.Taxonomy.from_paths`) calls them.
+
 >>> from prodcat.catalogue import read_catalogue                           # doctest: +SKIP
 >>> report = embed_catalogue(read_catalogue(path, "myntra-images"),        # doctest: +SKIP
 ...                          embedder=EfficientNetLite0Embedder(), index=ImageIndex("images.db"))
@@ -30,8 +36,9 @@ from embedder.index import ImageIndex, ImageVector
 from prodcat.catalogue import true_category_path
 from prodcat.errors import ConfigError, InvalidRecord
 from prodcat.record import ProductRecord, parse_record
+from prodcat.taxonomy import Taxonomy, path_id
 
-__all__ = ["EmbedReport", "embed_catalogue"]
+__all__ = ["EmbedReport", "embed_catalogue", "level_ids"]
 
 MAX_EXAMPLES = 20  # failures kept verbatim in the report; the rest are only counted
 
@@ -81,7 +88,20 @@ class _Item:
     image: Image.Image | None = None
 
 
-def _item(raw: ProductRecord | Mapping[str, Any], position: int, report: EmbedReport) -> _Item | None:
+def level_ids(path: list[str], taxonomy: Taxonomy | None = None) -> tuple[str, str] | None:
+    """The level-1 and level-2 category ids of a category path, or None when it has no level-2 category
+    (or, with ``taxonomy``, when the taxonomy has no category of that level-2 path)."""
+    if len(path) < 2:
+        return None
+    if taxonomy is None:
+        return path_id(path[:1]), path_id(path[:2])
+    level2 = taxonomy.find(path[:2])
+    parent = None if level2 is None else taxonomy.parent(level2)
+    return None if level2 is None or parent is None else (parent, level2)
+
+
+def _item(raw: ProductRecord | Mapping[str, Any], position: int, report: EmbedReport,
+          taxonomy: Taxonomy | None = None) -> _Item | None:
     """The record as an indexable item, or None (and a failure in ``report``)."""
     try:
         record = raw if isinstance(raw, ProductRecord) else parse_record(raw)
@@ -95,7 +115,11 @@ def _item(raw: ProductRecord | Mapping[str, Any], position: int, report: EmbedRe
     if len(path) < 2:
         report.fail(record.id, f"no level-2 category: path {path!r}"[:200])
         return None
-    return _Item(record.id, record.image_url, level1=path[0], level2=path[1])
+    levels = level_ids(path, taxonomy)
+    if levels is None:
+        report.fail(record.id, f"level-2 category not in the taxonomy: {' > '.join(path[:2])!r}"[:200])
+        return None
+    return _Item(record.id, record.image_url, level1=levels[0], level2=levels[1])
 
 
 def _chunks(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -115,9 +139,11 @@ def embed_catalogue(
     concurrency: int = 8,
     on_progress: Callable[[EmbedReport], None] | None = None,
     on_indexed: Callable[[list[ImageVector]], None] | None = None,
+    taxonomy: Taxonomy | None = None,
 ) -> EmbedReport:
-    """Embed every record's image and upsert it into ``index`` with the record's level-1 and
-    level-2 category (the first two elements of its own category path).
+    """Embed every record's image and upsert it into ``index`` with the ids of the record's level-1
+    and level-2 category (the first two elements of its own category path; see the module docstring:
+    looked up in ``taxonomy`` when given, else :func:`~prodcat.taxonomy.path_id`).
 
     ``records`` are cleaned ``ProductRecord``s or raw catalogue dicts (parsed here).
     ``fetcher`` defaults to one that reads local files too (catalogues ship ``file://``
@@ -140,7 +166,7 @@ def embed_catalogue(
             items = []
             for raw in chunk:
                 position += 1
-                if (item := _item(raw, position, report)) is not None:
+                if (item := _item(raw, position, report, taxonomy)) is not None:
                     items.append(item)
             indexed = _embed_batch(items, embedder, index, fetcher, cache, pool, report)
             if on_indexed is not None and indexed:

@@ -2,7 +2,7 @@
 
 ``similarity_app(...)`` builds an aiohttp application:
 
-- ``GET /similar/{id}?k=100&everywhere=0``: neighbours (rank, id, score, level1, level2, title)
+- ``GET /similar/{id}?k=100&everywhere=0``: neighbours (rank, id, score, level1, level2, level2_name, title)
 - ``GET /products?q=``: up to 20 products whose id or title contains ``q``
 - ``GET /products/{id}``: one product, with its level-1/2 category from the index
 - ``GET /random``: a random product that has an image vector
@@ -11,7 +11,10 @@
 - ``GET /judge``: the judging page (``embedder/pages/judge.*``, no external resources: works
   offline), its CSS/JS and the shared ones under ``GET /static/{name}``
 - ``GET /judgements?query_id=&judge=`` / ``POST /judgements``: a query's marks / one new mark
-- ``GET /judgements/summary?k=``: precision@k per level-2 category
+- ``GET /judgements/summary?k=``: precision@k per level-2 category (with its name)
+
+``level1``/``level2`` are the index's category ids (the stream and ``prodcat embed`` write the
+same ones); ``level2_name`` is the name the page shows, from the products' own category paths.
 
 Access (:func:`prodcat.web.access_middleware`): a non-loopback bind needs a token, which every
 request must then present; on loopback the Host and Origin headers must be this server's.
@@ -33,12 +36,14 @@ from urllib.request import url2pathname
 from aiohttp import web
 from PIL import Image
 
+from embedder.bulk import level_ids
 from embedder.fetch import ImageFetcher
 from embedder.index import MAX_K, ImageIndex
 from embedder.judgements import JudgementStore
 from prodcat.catalogue import true_category_path
 from prodcat.errors import InvalidRecord, NotFound, ProdcatError
 from prodcat.record import ProductRecord, parse_record
+from prodcat.taxonomy import Taxonomy
 from prodcat.web import access_middleware, blocking, check_bind, json_error, json_object, serve_page
 
 __all__ = ["ProductLookup", "check_similarity_bind", "product_table", "similarity_app"]
@@ -65,16 +70,22 @@ def check_similarity_bind(host: str, token: str | None) -> None:
     check_bind(host, token, service=SERVICE, token_hint=TOKEN_HINT)
 
 
-def product_table(records: Iterable[ProductRecord | Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """id -> {id, title, image_url, category} for the app's lookup; unparseable records are skipped."""
+def product_table(records: Iterable[ProductRecord | Mapping[str, Any]],
+                  taxonomy: Taxonomy | None = None) -> dict[str, dict[str, Any]]:
+    """id -> {id, title, image_url, category, level2, level2_name} for the app's lookup; unparseable
+    records are skipped. ``level2`` is the id the index holds (:func:`embedder.bulk.level_ids`, with
+    the ``taxonomy`` the catalogue was embedded with), ``level2_name`` its name."""
     table: dict[str, dict[str, Any]] = {}
     for raw in records:
         try:
             record = raw if isinstance(raw, ProductRecord) else parse_record(raw)
         except InvalidRecord:
             continue
+        path = true_category_path(record)
+        levels = level_ids(path, taxonomy)
         table[record.id] = {"id": record.id, "title": record.title or "", "image_url": record.image_url,
-                            "category": " > ".join(true_category_path(record))}
+                            "category": " > ".join(path), "level2": levels[1] if levels else None,
+                            "level2_name": path[1] if levels else None}
     return table
 
 
@@ -85,6 +96,13 @@ class _Products:
         self._mapping = products if isinstance(products, Mapping) else None
         self._lookup = products.get if isinstance(products, Mapping) else products
         self._ids = list(products) if isinstance(products, Mapping) else []
+        # level-2 id -> name, from the products' own paths (a callable lookup has none: ids are shown)
+        self._names = {p["level2"]: p["level2_name"] for p in products.values()
+                       if p.get("level2") and p.get("level2_name")} if isinstance(products, Mapping) else {}
+
+    def level2_name(self, level2: str | None) -> str | None:
+        """What the page shows for a level-2 id: its name where a product tells it, else the id."""
+        return None if level2 is None else self._names.get(level2, level2)
 
     def get(self, product_id: str) -> Product | None:
         return self._lookup(product_id)
@@ -170,7 +188,7 @@ async def _similar(request: web.Request) -> web.Response:
     products = request.app[_PRODUCTS]
     return web.json_response([
         {"rank": rank, "id": h.id, "score": round(h.score, 6), "level1": h.level1, "level2": h.level2,
-         "title": (products.get(h.id) or {}).get("title") or ""}
+         "level2_name": products.level2_name(h.level2), "title": (products.get(h.id) or {}).get("title") or ""}
         for rank, h in enumerate(hits, start=1)
     ])
 
@@ -189,9 +207,11 @@ async def _product(request: web.Request) -> web.Response:
     stored = await blocking(request.app[_INDEX].get, [product_id])
     if product is None and not stored:
         return json_error(404, f"unknown product {product_id!r}")
-    body = {**_brief(product_id, product), "indexed": bool(stored), "level1": None, "level2": None}
+    body = {**_brief(product_id, product), "indexed": bool(stored), "level1": None, "level2": None,
+            "level2_name": None}
     if stored:
-        body.update(level1=stored[0].level1, level2=stored[0].level2, model_version=stored[0].model_version)
+        body.update(level1=stored[0].level1, level2=stored[0].level2, model_version=stored[0].model_version,
+                    level2_name=request.app[_PRODUCTS].level2_name(stored[0].level2))
     return web.json_response(body)
 
 
@@ -288,7 +308,9 @@ async def _add_judgement(request: web.Request) -> web.Response:
 
 async def _summary(request: web.Request) -> web.Response:
     k = _int_param(request, "k", MAX_K, 1, MAX_K) if "k" in request.query else None
-    return web.json_response(request.app[_STORE].summary(k))
+    products = request.app[_PRODUCTS]
+    return web.json_response({level2: {**row, "name": products.level2_name(level2)}
+                              for level2, row in request.app[_STORE].summary(k).items()})
 
 
 async def _home(request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ from PIL import Image
 
 from prodcat.catalogue import read_catalogue
 from prodcat.mapping import load_mapping_file
+from prodcat.taxonomy import path_id
 from tests.helpers import drain, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +127,7 @@ def test_bring_your_own_catalogue_example_end_to_end(tmp_path):
     assert sorted(exported["ids"].tolist()) == with_photo  # the file-name column and the photos named by id
     assert exported["vectors"].shape == (len(with_photo), 1280) and exported["vectors"].dtype == np.float32
     assert np.allclose(np.linalg.norm(exported["vectors"], axis=1), 1.0, atol=1e-4)
-    assert set(exported["level1"].tolist()) <= {"Clothing", "Footwear", "Home"}
+    assert set(exported["level1"].tolist()) <= {path_id([name]) for name in ("Clothing", "Footwear", "Home")}  # ids
     assert f"exported {len(with_photo)} vectors" in proc.stdout
     assert f"embedded {len(with_photo)}, from cache 0, failed {123 - len(with_photo)}" in proc.stdout
 

@@ -51,10 +51,10 @@ function render() {
   $("#querypanel").replaceChildren(el("div", { id: "query" }, thumb(q.id),
     el("div", {}, el("h2", { text: q.title || q.id }),
       el("div", { class: "cat", text: (q.category || q.level2 || "") + "  ·  id " + q.id }),
-      el("span", { class: "pill", text: q.level2 || "not indexed" }),
+      el("span", { class: "pill", text: q.level2_name || q.level2 || "not indexed" }),
       el("div", { class: "progress" }, el("div", { id: "progressbar" })),
       el("div", { class: "keys", id: "progresstext" }))));
-  const where = $("#everywhere").checked ? "in all categories" : "in " + (q.level2 || "?");
+  const where = $("#everywhere").checked ? "in all categories" : "in " + (q.level2_name || q.level2 || "?");
   $("#gridtitle").textContent = `${state.neighbours.length} most similar ${where}`;
   $("#grid").replaceChildren(...state.neighbours.map((n, i) => card(n, i)));
   update();
@@ -65,7 +65,7 @@ function card(n, i) {
     thumb(n.id), el("span", { class: "rank", text: "#" + n.rank }),
     el("span", { class: "score", text: n.score.toFixed(3) }),
     el("div", { class: "id", text: n.id }), el("div", { class: "title", text: n.title, title: n.title }),
-    el("div", { class: "l2" + (n.level2 === state.query.level2 ? "" : " other"), text: n.level2 }),
+    el("div", { class: "l2" + (n.level2 === state.query.level2 ? "" : " other"), text: n.level2_name || n.level2 }),
     el("div", { class: "actions" },
       el("button", { class: "g", title: "good (g)", onclick: (e) => { e.stopPropagation(); mark(i, true); } }, "✓ good"),
       el("button", { class: "b", title: "bad (b)", onclick: (e) => { e.stopPropagation(); mark(i, false); } }, "✗ bad")));
@@ -117,7 +117,7 @@ async function summary() {
       judged += s.judged; good += s.good; queries += s.queries;
       const current = state.query && state.query.level2 === level2;
       return el("tr", { class: current ? "current" : "", "data-level2": level2 },
-        el("td", { text: level2 }), el("td", { class: "num", text: s.queries }),
+        el("td", { text: s.name || level2 }), el("td", { class: "num", text: s.queries }),
         el("td", { class: "num", text: `${s.good}/${s.judged}` }),
         el("td", { class: "num p", text: s.precision_at_k.toFixed(2) }));
     }));

@@ -24,6 +24,7 @@ from prodcat.catalogue_options import Catalogue, ColumnsOpt, MappingOpt, NoHeade
 from prodcat.console import JsonOpt, err, out, print_json, table
 from prodcat.errors import ConfigError, DataError, ProdcatError
 from prodcat.settings import Settings
+from prodcat.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from embedder.base import Embedder
@@ -77,6 +78,17 @@ def load_embedder(image_size: int, batch_size: int) -> Embedder:
                                      image_size=image_size, batch_size=batch_size)
 
 
+def _taxonomy(path: Path | None) -> Taxonomy | None:
+    """The taxonomy whose ids label the vectors, or None: ids of the catalogue's own paths (path_id)."""
+    if path is None:
+        return None
+    try:
+        return Taxonomy.from_json(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read the taxonomy {path} ({exc.strerror}); pass --taxonomy or set "
+                        "PRODCAT_TAXONOMY_PATH") from None
+
+
 def _records(catalogue: Catalogue, limit: int | None) -> list[dict]:
     if not catalogue.path.is_file():
         raise ProdcatError(f"catalogue file {catalogue.path} does not exist")
@@ -101,6 +113,9 @@ def embed(
     image_size: Annotated[int, typer.Option(min=32, max=1024, help="Model input size in pixels.")] = 224,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store vectors in Redis "
                                                                   "(PRODCAT_REDIS_URL).")] = False,
+    taxonomy: Annotated[Optional[Path], typer.Option(
+        help="Taxonomy JSON whose category ids go into level1/level2 (default: PRODCAT_TAXONOMY_PATH when set, "
+             "else the ids of a taxonomy built from the catalogue's own paths, as training builds it).")] = None,
 ) -> None:
     """Embed a catalogue's product images into the Milvus collection at PRODCAT_MILVUS_URI (and --export them)."""
     from embedder.bulk import embed_catalogue
@@ -109,6 +124,7 @@ def embed(
     if export is not None:
         export_format(export)  # a wrong file name fails before any photo is embedded
     settings = Settings.load()
+    tree = _taxonomy(taxonomy or settings.taxonomy_path)
     source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header, images_dir=images_dir)
     records = _records(source, limit)
     if not records:
@@ -128,7 +144,7 @@ def embed(
                 records, embedder=model, index=index, cache=vector_cache, batch_size=batch_size,
                 on_progress=lambda r: progress.update(task, completed=r.processed,
                                                       note=f"{r.failed} failed" if r.failed else ""),
-                on_indexed=exported.extend if export is not None else None,
+                on_indexed=exported.extend if export is not None else None, taxonomy=tree,
             )
     finally:
         index.close()
@@ -192,6 +208,9 @@ def serve_similarity(
         envvar="PRODCAT_SIMILARITY_TOKEN", show_envvar=False,
         help="Shared secret judges need (open /judge?token=... once); required off loopback. "
              "Default: PRODCAT_SIMILARITY_TOKEN.")] = None,
+    taxonomy: Annotated[Optional[Path], typer.Option(
+        help="The taxonomy JSON the catalogue was embedded with, to name the level-2 ids (default: "
+             "PRODCAT_TAXONOMY_PATH when set, else the catalogue's own paths).")] = None,
 ) -> None:
     """Serve the similar-products API and the judging page (http://HOST:PORT/judge)."""
     from aiohttp import web
@@ -202,7 +221,7 @@ def serve_similarity(
     check_similarity_bind(host, token)  # before the catalogue and Milvus: a refused start costs nothing
     source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header)
     settings = Settings.load()
-    products = product_table(_records(source, None))
+    products = product_table(_records(source, None), _taxonomy(taxonomy or settings.taxonomy_path))
     index = _open_index(settings)
     store = JudgementStore(judgements or settings.state_dir / "judgements.sqlite")
     # catalogue images sit beside the file (images/ next to the CSV): only that folder is served

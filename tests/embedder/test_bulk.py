@@ -17,9 +17,14 @@ from typer.testing import CliRunner
 
 import prodcat.commands.embedder as embedder_cli
 from embedder import EfficientNetLite0Embedder, Embedder, ImageFetcher, ImageIndex, VectorCache
-from embedder.bulk import EmbedReport, embed_catalogue
+from embedder.bulk import EmbedReport, embed_catalogue, level_ids
 from prodcat.catalogue import read_catalogue
+from prodcat.categoriser import Categorisation
 from prodcat.errors import NotFound, ProdcatError
+from prodcat.record import ProductRecord
+from prodcat.taxonomy import Taxonomy, path_id
+from runtime.deadletter import RawEvent
+from streams.pipeline import Classified, level_categories
 
 LEVEL2S = ("Topwear", "Shoes", "Bags", "Bottomwear", "Watches")
 PER_LEVEL2 = 8
@@ -85,8 +90,9 @@ def test_embeds_real_photos_and_reports_broken_ones(model, sample, broken, index
     rows = {row.id: row for row in index.get([r["id"] for r in sample])}
     for raw in sample:
         level1, level2, _ = raw["category"].split(" > ")
-        row = rows[raw["id"]]
-        assert (row.level1, row.level2, row.model_version) == (level1, level2, model.version)
+        row = rows[raw["id"]]  # category ids, as the stream writes them
+        assert (row.level1, row.level2, row.model_version) == (path_id([level1]), path_id([level1, level2]),
+                                                               model.version)
     # each stored vector is the embedding of that product's own photo
     fetcher = ImageFetcher(allow_local_files=True)
     for raw in sample[::13]:
@@ -109,6 +115,30 @@ def test_records_without_level2_are_reported(model, index, sample):
     flat = {**sample[0], "id": "flat", "category": "Apparel"}
     report = embed_catalogue([flat], embedder=model, index=index)
     assert report.failed == 1 and report.reasons == {"no level-2 category": 1} and index.count() == 0
+
+
+def test_level_ids_are_the_ids_the_stream_writes():
+    """The same product gets the same level1/level2 from `prodcat embed` and from the worker."""
+    path = ["Footwear", "Shoes", "Casual Shoes"]
+    tree = Taxonomy.from_paths([path, ["Apparel", "Topwear"]])  # how training and the demo build it
+    item = Classified(RawEvent(b"{}", key=b"p", topic="products.raw", partition=0, offset=0),
+                      ProductRecord(id="p", category_path=path),
+                      Categorisation(categories=[tree.find(path[:1]), tree.find(path[:2]), tree.find(path)],
+                                     scores={}))
+    assert level_ids(path) == level_categories(item, tree) == (tree.find(path[:1]), tree.find(path[:2]))
+    # an explicit taxonomy (its own ids): looked up in it; a path it does not hold is no row
+    google = Taxonomy([("1", ["Footwear"]), ("17", ["Footwear", "Shoes"])])
+    assert level_ids(path, google) == ("1", "17")
+    assert level_ids(["Apparel", "Topwear"], google) is None and level_ids(["Footwear"]) is None
+
+
+def test_a_path_outside_the_taxonomy_is_reported(model, index, sample):
+    google = Taxonomy([("1", ["Apparel"]), ("2", ["Apparel", "Topwear"])])
+    shirt = next(raw for raw in sample if raw["category"].startswith("Apparel > Topwear"))
+    shoe = next(raw for raw in sample if " > Shoes > " in raw["category"])
+    report = embed_catalogue([shirt, shoe], embedder=model, index=index, taxonomy=google)
+    assert report.embedded == 1 and report.reasons == {"level-2 category not in the taxonomy": 1}
+    assert [(row.level1, row.level2) for row in index.get([shirt["id"]])] == [("1", "2")]
 
 
 class CountingEmbedder(Embedder):

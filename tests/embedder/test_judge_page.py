@@ -19,6 +19,7 @@ from embedder.bulk import embed_catalogue
 from embedder.judgements import JudgementStore
 from embedder.similarity_app import product_table, similarity_app
 from prodcat.catalogue import read_catalogue
+from prodcat.taxonomy import path_id
 from tests.embedder.cdp import Browser, chromium_path, keep_screenshot
 
 PER_LEVEL2 = {"Shoes": 14, "Topwear": 8, "Bags": 8}  # 30 photos; a shoe has 13 neighbours to judge
@@ -49,6 +50,8 @@ def test_judge_similar_products_by_keyboard(datasets, tmp_path):
     bag = next(r["id"] for r in sample if " > Bags > " in r["category"])
     store.record(bag, "someone-else", judge="earlier", level2="Bags", rank=1, good=True)  # a second summary row
     query = next(r for r in sample if " > Shoes > " in r["category"])
+    shoes = index.get([query["id"]])[0].level2  # the index holds category ids; the page shows names
+    assert shoes == path_id(query["category"].split(" > ")[:2])
     app = similarity_app(index, store, image_root=datasets / "myntra", products=product_table(sample))
 
     async def scenario() -> bytes:
@@ -76,10 +79,10 @@ def test_judge_similar_products_by_keyboard(datasets, tmp_path):
                 # g, g, b: ranks 1 and 2 good, 3 bad; the cursor moves on after each mark
                 for key in "ggb":
                     await browser.press(key)
-                await browser.wait_for("document.querySelector('#summary tr[data-level2=\"Shoes\"] td:nth-child(3)')"
+                await browser.wait_for(f"document.querySelector('#summary tr[data-level2=\"{shoes}\"] td:nth-child(3)')"
                                        "?.textContent === '2/3'")
                 shoes_row = await browser.evaluate(
-                    "[...document.querySelectorAll('#summary tr[data-level2=\"Shoes\"] td')].map(td => td.textContent)")
+                    f"[...document.querySelectorAll('#summary tr[data-level2=\"{shoes}\"] td')].map(td => td.textContent)")
                 assert shoes_row == ["Shoes", "1", "2/3", "0.67"]
                 marks = await browser.evaluate(
                     "[...document.querySelectorAll('#grid .card')].slice(0, 4).map(c => c.classList.contains('good') ? 'g'"
@@ -102,10 +105,8 @@ def test_judge_similar_products_by_keyboard(datasets, tmp_path):
     try:
         png = asyncio.run(scenario())
         marks = store.for_query(query["id"], judge="cdp-test")
-        level2 = index.get([query["id"]])[0].level2
-        assert [(m.rank, m.good, m.level2) for m in marks] == [(1, True, level2), (2, True, level2),
-                                                                (3, False, level2)]
-        assert store.summary(k=12)["Shoes"] == {"queries": 1, "judged": 3, "good": 2, "precision_at_k": 2 / 3}
+        assert [(m.rank, m.good, m.level2) for m in marks] == [(1, True, shoes), (2, True, shoes), (3, False, shoes)]
+        assert store.summary(k=12)[shoes] == {"queries": 1, "judged": 3, "good": 2, "precision_at_k": 2 / 3}
     finally:
         store.close()
         index.close()

@@ -23,6 +23,7 @@ from embedder.judgements import JudgementStore
 from embedder.similarity_app import product_table, similarity_app
 from prodcat.commands.embedder import serve_similarity
 from prodcat.errors import ConfigError
+from prodcat.taxonomy import Taxonomy, path_id
 
 DIM = 8
 LEVEL2S = ("Shoes", "Bags")
@@ -83,7 +84,7 @@ def test_similar_endpoint(index, store, images, products):
         hits = await resp.json()
         assert [h["rank"] for h in hits] == [1, 2, 3]
         assert all(h["level2"] == "Shoes" and h["id"] != "p0" for h in hits)
-        assert set(hits[0]) == {"rank", "id", "score", "level1", "level2", "title"}
+        assert set(hits[0]) == {"rank", "id", "score", "level1", "level2", "level2_name", "title"}
         assert hits[0]["title"] == products[hits[0]["id"]]["title"]
         scores = [h["score"] for h in hits]
         assert scores == sorted(scores, reverse=True)
@@ -161,10 +162,10 @@ def test_judgements_round_trip_and_summary(index, store, images, products):
         assert len(await (await client.get("/judgements", params={"query_id": "p0"})).json()) == 5
 
         full = await (await client.get("/judgements/summary")).json()
-        assert full == {"Bags": {"queries": 1, "judged": 2, "good": 1, "precision_at_k": 0.5},
-                        "Shoes": {"queries": 1, "judged": 5, "good": 3, "precision_at_k": 0.6}}
+        assert full == {"Bags": {"queries": 1, "judged": 2, "good": 1, "precision_at_k": 0.5, "name": "Bags"},
+                        "Shoes": {"queries": 1, "judged": 5, "good": 3, "precision_at_k": 0.6, "name": "Shoes"}}
         top3 = await (await client.get("/judgements/summary?k=3")).json()
-        assert top3["Shoes"] == {"queries": 1, "judged": 4, "good": 3, "precision_at_k": 0.75}
+        assert top3["Shoes"] == {"queries": 1, "judged": 4, "good": 3, "precision_at_k": 0.75, "name": "Shoes"}
         assert top3["Bags"]["precision_at_k"] == 1.0
 
         # refused: wrong types, unknown query, not JSON (a cross-site form post)
@@ -261,9 +262,14 @@ def test_product_table_from_catalogue_records(tmp_path):
             {"id": "2", "title": "Leather tote", "category": "Accessories > Bags"},
             {"title": "no id"}]
     table = product_table(raws)
+    shoes, bags = path_id(["Footwear", "Shoes"]), path_id(["Accessories", "Bags"])  # the ids the index holds
     assert table == {"1": {"id": "1", "title": "Red Shoe", "image_url": "file:///x/1.jpg",
-                           "category": "Footwear > Shoes > Casual"},
-                     "2": {"id": "2", "title": "Leather tote", "image_url": None, "category": "Accessories > Bags"}}
+                           "category": "Footwear > Shoes > Casual", "level2": shoes, "level2_name": "Shoes"},
+                     "2": {"id": "2", "title": "Leather tote", "image_url": None, "category": "Accessories > Bags",
+                           "level2": bags, "level2_name": "Bags"}}
+    explicit = Taxonomy([("1", ["Footwear"]), ("7", ["Footwear", "Shoes"])])
+    assert [(row["level2"], row["level2_name"]) for row in product_table(raws, explicit).values()] == [
+        ("7", "Shoes"), (None, None)]
 
 
 # --- access ------------------------------------------------------------------------------------
