@@ -15,8 +15,10 @@ install: $(BIN)/prodcat
 demo: install  ## start the stack, train + announce a small model, replay a sample feed through a worker, show results
 	$(BIN)/prodcat demo
 
-lint: install  ## the floors (.importlinter): a dependency pointing upwards fails
+lint: install  ## the floors (.importlinter: a dependency pointing upwards fails), ruff, mypy
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: install  ## unit + integration tests; the session fixture starts and stops the real stack
 	$(BIN)/pytest

@@ -54,8 +54,15 @@ from prodcat.rules import generate_rules  # noqa: E402
 from prodcat.taxonomy import Taxonomy  # noqa: E402
 from retrain.job import training_targets, training_weights  # noqa: E402
 from retrain.resolution import ProductLabels  # noqa: E402
-from retrain.selection import (CombinedSelection, DisagreementSelection, ImportanceWeightedSelection,  # noqa: E402
-                               Pool, RandomSelection, StreamSelection, UncertaintySelection)
+from retrain.selection import (  # noqa: E402
+    CombinedSelection,
+    DisagreementSelection,
+    ImportanceWeightedSelection,
+    Pool,
+    RandomSelection,
+    StreamSelection,
+    UncertaintySelection,
+)
 from retrain.weights import importance_weights  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

@@ -49,7 +49,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from confluent_kafka import Consumer, KafkaException  # noqa: E402
-from elasticsearch import ApiError, Elasticsearch, helpers  # noqa: E402
+from elasticsearch import Elasticsearch, helpers  # noqa: E402
 
 from prodcat.catalogue import read_catalogue  # noqa: E402
 from prodcat.feed import publish  # noqa: E402

@@ -32,8 +32,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
-
-from embedder import EfficientNetLite0Embedder  # noqa: E402
 from similarity_measure import (  # noqa: E402
     BATCH,
     DEFAULT_DATASETS,
@@ -51,6 +49,8 @@ from similarity_measure import (  # noqa: E402
 )
 from similarity_milvus import measure_milvus  # noqa: E402
 from similarity_report import Run, contact_sheet, per_type_chart, write_report  # noqa: E402
+
+from embedder import EfficientNetLite0Embedder  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

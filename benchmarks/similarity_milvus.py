@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 from pymilvus import MilvusClient
+from similarity_measure import K_QUALITY, K_SERVE, SEARCH_CALLS, SEED, Dataset, StoreResult, log, pick_queries, timed
 
 from embedder import ImageIndex, ImageVector
 from embedder.index import HNSW_MIN_EF, quote_literal
 from prodcat.stack.milvus import MilvusStandalone
-from similarity_measure import K_QUALITY, K_SERVE, SEARCH_CALLS, SEED, Dataset, StoreResult, log, pick_queries, timed
 
 
 def search_latencies(index: ImageIndex, ds: Dataset, vectors: np.ndarray, level2: bool) -> list[float]:

@@ -21,8 +21,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-
-from embedder.base import letterbox
 from similarity_measure import (
     BATCH,
     SEARCH_CALLS,
@@ -38,6 +36,8 @@ from similarity_measure import (
     percentile,
     short,
 )
+
+from embedder.base import letterbox
 
 
 def contact_sheet(rows: list[tuple[Dataset, int, list[tuple[int, float]]]], path: Path, per_row: int = 8) -> None:

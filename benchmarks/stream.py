@@ -41,6 +41,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from elasticsearch import ApiError, Elasticsearch
+from stream_report import write_report
 
 from embedder.cache import VectorCache
 from prodcat.catalogue import add_noise, read_catalogue, true_category_path
@@ -52,7 +53,6 @@ from prodcat.stack import Stack
 from prodcat.taxonomy import Taxonomy
 from runtime.model_updates import Announcement, announce
 from streams.topics import ensure_topics
-from stream_report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"

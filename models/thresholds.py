@@ -18,8 +18,8 @@ also predicted whenever any descendant is, tuning with a taxonomy (``hierarchica
 bottom-up: a parent's threshold is chosen for ``(p_parent >= t) | any descendant predicted``, so the
 F-beta it maximises is the one of the decision actually made.
 
-**Uncertainty** (:meth:`Thresholds.uncertainty`, defined in :mod:`models.signals`): per category, how close ``p`` is to ``t``, scaled
-separately on each side so that both ends of [0, 1] are "far":
+**Uncertainty** (:meth:`Thresholds.uncertainty`, defined in :mod:`models.signals`): per category,
+how close ``p`` is to ``t``, scaled separately on each side so that both ends of [0, 1] are "far":
 ``u = p / t`` below the threshold and ``u = (1 - p) / (1 - t)`` at or above it. ``u`` is 1 exactly on
 the threshold, 0 at ``p = 0`` (below) or ``p = 1`` (above), and linear in between, so a threshold
 of 0.8 gives the same uncertainty at p = 0.4 and p = 0.9 (half-way to each end). A product's

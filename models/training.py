@@ -230,7 +230,8 @@ def train_ensemble(
         "n_records": n, "n_categories": len(taxonomy), "members": names, "combiner": combiner, "beta": beta,
         "folds": folds, "epochs": {m: per_member_epochs.get(m, 5) for m in names},
         "weighting": weighting.get_config(), "importance_weights": sample_weight is not None,
-        "validation_share": validation_share, "tune_on": tune_on, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
+        "validation_share": validation_share, "tune_on": tune_on, "seed": seed,
+        "seconds": round(time.perf_counter() - started, 1),
         "label_positives": int(y.sum()), "labelled_share": float((y.sum(axis=1) > 0).mean()),
     }
     version = version or new_version(training, thresholds.to_dict()["thresholds"], taxonomy.ids)

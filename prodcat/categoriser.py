@@ -6,7 +6,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-
 from pydantic import BaseModel, Field
 
 from prodcat.record import ProductRecord

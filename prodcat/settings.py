@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -171,7 +171,7 @@ class Settings(BaseSettings):
             conf["ssl.ca.location"] = str(self.kafka_ssl_cafile)
         return conf
 
-    def es_client_kwargs(self) -> dict[str, object]:
+    def es_client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``elasticsearch.Elasticsearch``, credentials included."""
         kwargs: dict[str, object] = {"hosts": [self.es_url], "request_timeout": 30}
         if self.es_api_key:
@@ -182,7 +182,7 @@ class Settings(BaseSettings):
             kwargs["ca_certs"] = str(self.es_ca_certs)
         return kwargs
 
-    def redis_kwargs(self) -> dict[str, object]:
+    def redis_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url``."""
         kwargs: dict[str, object] = {}
         if self.redis_password:

@@ -12,7 +12,7 @@ import ssl
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 import faust
 from aiohttp.web import Response
@@ -134,7 +134,7 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         # they are simply consumed again by the next worker
         stream_wait_empty=False,
     )
-    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    raw: dict[str, Any] = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     products_raw = app.topic(settings.topic_raw, **raw)
 
     metrics = WorkerMetrics()
@@ -191,13 +191,14 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
 
         scheduler = BatchScheduler(_Converted(processor), ack, in_flight=settings.batches_in_flight,
                                    before_batch=before_batch)
-        await scheduler.run(stream.noack_take(settings.batch_size, within=settings.batch_within_s))
+        # Faust's StreamT protocol does not declare noack_take; the Stream it passes has it
+        await scheduler.run(stream.noack_take(settings.batch_size, within=settings.batch_within_s))  # type: ignore[attr-defined]
 
     if intake is not None:
         @app.agent(app.topic(settings.topic_labels, **raw), supervisor_strategy=CrashingSupervisor)
         async def store_labels(stream: faust.StreamT) -> None:
             """labelling.labels -> the label store; bad or unknown-product labels -> dead letters."""
-            async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):
+            async for events in stream.noack_take(settings.batch_size, within=settings.batch_within_s):  # type: ignore[attr-defined]
                 await before_batch(events)
                 dead = await intake.write([raw_event(e) for e in events], slot.current.taxonomy)
                 for d in dead:
@@ -243,8 +244,8 @@ def create_app(settings: Settings, categoriser: Categoriser, *,
         ready = all(checks.values()) and health.ready
         return _self.json({"ready": ready, **checks, "waiting": dict(health.waiting)}, status=200 if ready else 503)
 
-    @app.on_before_shutdown.connect
-    async def close_clients(_app, **_kwargs) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers as plain callables
+    async def close_clients(_app: faust.App, *_args: Any, signal: Any = None, **_kwargs: Any) -> None:
         await es.close()
         await redis.aclose()
         await asyncio.get_running_loop().run_in_executor(None, kafka.close)

@@ -36,30 +36,34 @@ class ImagePipeline:
         found: dict[str, np.ndarray] = {}
         if self.cache is not None and wanted:
             urls = list(wanted.items())
-            hits = await loop.run_in_executor(None, self.cache.get_many_by_url, [u for _, u in urls], version)
+            cache = self.cache
+            hits = await loop.run_in_executor(None, lambda: cache.get_many_by_url([u for _, u in urls], version))
             found = {pid: vec for (pid, _), vec in zip(urls, hits, strict=True) if vec is not None}
         todo = [(pid, url) for pid, url in wanted.items() if pid not in found]
         fetched = await self.fetcher.fetch_many([url for _, url in todo], concurrency=self.concurrency)
         images, keys = [], []
         for (pid, url), result in zip(todo, fetched, strict=True):
-            if not result.ok:
+            if not result.ok or result.image is None or result.content_hash is None:
                 log.info("no image vector for %s: %s", pid, result.reason)
                 continue
             images.append(result.image)
             keys.append((pid, url, result.content_hash))
         if self.cache is not None and keys:
-            hits = await loop.run_in_executor(None, self.cache.get_many, [h for _, _, h in keys], version)
+            cache = self.cache
+            hits = await loop.run_in_executor(None, lambda: cache.get_many([h for _, _, h in keys], version))
             for (pid, _, _), vec in zip(keys, hits, strict=True):
                 if vec is not None:
                     found[pid] = vec
             images = [img for img, (pid, _, _) in zip(images, keys, strict=True) if pid not in found]
             keys = [k for k in keys if k[0] not in found]
         if images:
-            vectors = await loop.run_in_executor(self.cpu, self.embedder.embed, images)
+            embedder, batch = self.embedder, images
+            vectors = await loop.run_in_executor(self.cpu, lambda: embedder.embed(batch))
             found.update({pid: vec for (pid, _, _), vec in zip(keys, vectors, strict=True)})
             if self.cache is not None:
-                await loop.run_in_executor(None, self.cache.put_many, [h for _, _, h in keys], vectors, version,
-                                           [url for _, url, _ in keys])
+                cache, stored = self.cache, keys
+                await loop.run_in_executor(None, lambda: cache.put_many([h for _, _, h in stored], vectors, version,
+                                                                        [url for _, url, _ in stored]))
         return found
 
 

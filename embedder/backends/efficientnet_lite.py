@@ -272,7 +272,7 @@ class EfficientNetLite0Embedder(Embedder):
         logits = np.empty((n, _NUM_CLASSES), np.float32)
         for start in range(0, n, self.batch_size):
             chunk = images[start : start + self.batch_size]
-            f, l = self._infer(self.preprocess(chunk))
-            features[start : start + len(chunk)] = f.numpy()
-            logits[start : start + len(chunk)] = l.numpy()
+            head, scores = self._infer(self.preprocess(chunk))
+            features[start : start + len(chunk)] = head.numpy()
+            logits[start : start + len(chunk)] = scores.numpy()
         return features, logits

@@ -109,7 +109,8 @@ def _metrics_table(title: str, columns: dict[str, dict[str, Any]]) -> Table:
 
 
 def train(
-    catalogue: Annotated[Path, typer.Argument(help="Catalogue file, e.g. ../shared/datasets/flipkart/products_20k_name_tree.csv.")],
+    catalogue: Annotated[Path, typer.Argument(
+        help="Catalogue file, e.g. ../shared/datasets/flipkart/products_20k_name_tree.csv.")],
     preset: PresetOpt = "auto",
     columns: ColumnsOpt = None,
     mapping: MappingOpt = None,

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from embedder import Embedder, EfficientNetLite0Embedder
-from embedder import torch_weights
+from embedder import EfficientNetLite0Embedder, Embedder, torch_weights
 from embedder.torch_weights import load_torch_legacy_state_dict, locate_efficientnet_lite0_weights
 from prodcat.errors import ConfigError, DataError
 
@@ -165,7 +164,8 @@ def _depthwise(x: np.ndarray, w: np.ndarray, s: int) -> np.ndarray:
 
 
 def _bn(x: np.ndarray, sd: dict[str, np.ndarray], prefix: str) -> np.ndarray:
-    g, b, m, v = (sd[f"{prefix}.{p}"].astype(np.float64)[:, None, None] for p in ("weight", "bias", "running_mean", "running_var"))
+    g, b, m, v = (sd[f"{prefix}.{p}"].astype(np.float64)[:, None, None]
+                  for p in ("weight", "bias", "running_mean", "running_var"))
     return (x - m) / np.sqrt(v + 1e-3) * g + b
 
 

@@ -2,8 +2,9 @@
 
 What retraining relies on, whichever strategy chose the labels: distinct pool rows; one weight
 (positive, finite, mean 1) and one finite score per row; about ``batch_size`` rows (exactly at
-most that many for the pool strategies, never more than the stream's hard stop of 1.5x); the same seed gives the same selection; a bad batch size or a pool missing what the
-strategy needs is refused with a ValueError that says what to pass; an informed strategy picks
+most that many for the pool strategies, never more than the stream's hard stop of 1.5x); the
+same seed gives the same selection; a bad batch size or a pool missing what the strategy needs
+is refused with a ValueError that says what to pass; an informed strategy picks
 doubtful products more often than they occur. A new strategy is covered by adding it to
 ``STRATEGIES``.
 """
