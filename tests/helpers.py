@@ -58,3 +58,13 @@ def health(port: int) -> dict:
     except urllib.error.HTTPError as err:
         assert err.code == 503
         return json.loads(err.read())
+
+
+def implementations(cls: type) -> set[type]:
+    """Concrete subclasses of ``cls`` defined in the project (test doubles left out)."""
+    found = set()
+    for sub in cls.__subclasses__():
+        found |= implementations(sub)
+        if not getattr(sub, "__abstractmethods__", None) and not sub.__module__.startswith("tests"):
+            found.add(sub)
+    return found

@@ -16,6 +16,7 @@ import pytest
 
 from models.ensemble import Ensemble, MeanEnsemble, StackedEnsemble, WeightedEnsemble, ensemble_from_dict, load_ensemble
 from models.errors import DataError, NotFittedError
+from tests.helpers import implementations
 
 # every combiner of the project, with small settings that keep the suite fast
 COMBINERS: dict[type[Ensemble], Ensemble] = {
@@ -23,16 +24,6 @@ COMBINERS: dict[type[Ensemble], Ensemble] = {
     WeightedEnsemble: WeightedEnsemble(max_entries=5_000),
     StackedEnsemble: StackedEnsemble(max_entries=5_000),
 }
-
-
-def implementations(cls: type) -> set[type]:
-    """Concrete subclasses of ``cls`` defined in the project (test doubles left out)."""
-    found = set()
-    for sub in cls.__subclasses__():
-        found |= implementations(sub)
-        if not getattr(sub, "__abstractmethods__", None) and not sub.__module__.startswith("tests"):
-            found.add(sub)
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from prodcat.errors import ProdcatError
 from prodcat.record import ProductRecord
 from prodcat.rules import RuleCategoriser, RuleSet
 from prodcat.taxonomy import Taxonomy, path_id
+from tests.helpers import implementations
 
 TAXONOMY = Taxonomy.from_paths([("Clothing", "Shorts"), ("Clothing", "Shirts"), ("Footwear", "Sneakers")])
 RULES = """
@@ -72,16 +73,6 @@ def categoriser(request) -> Categoriser:
     built = CATEGORISERS[request.param]()
     assert type(built) is request.param
     return built
-
-
-def implementations(cls: type) -> set[type]:
-    """Concrete subclasses of ``cls`` defined in the project (test doubles left out)."""
-    found = set()
-    for sub in cls.__subclasses__():
-        found |= implementations(sub)
-        if not getattr(sub, "__abstractmethods__", None) and not sub.__module__.startswith("tests"):
-            found.add(sub)
-    return found
 
 
 class Broken:

@@ -29,6 +29,7 @@ from retrain.selection import (
     StreamSelection,
     UncertaintySelection,
 )
+from tests.helpers import implementations
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,6 @@ STRATEGIES: dict[str, Case] = {
 }
 N, DOUBTFUL = 400, 40
 THRESHOLDS = np.array([0.5, 0.3, 0.7])
-
-
-def implementations(cls: type) -> set[type]:
-    """Concrete subclasses of ``cls`` defined in the project (test doubles left out)."""
-    found = set()
-    for sub in cls.__subclasses__():
-        found |= implementations(sub)
-        if not getattr(sub, "__abstractmethods__", None) and not sub.__module__.startswith("tests"):
-            found.add(sub)
-    return found
 
 
 @pytest.fixture(scope="module")
