@@ -149,6 +149,14 @@ def test_promtool_accepts_the_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_accepts_the_prometheus_config() -> None:
-    result = _promtool("check", "config", str(PROMETHEUS))
+def test_promtool_accepts_the_prometheus_config(tmp_path: Path) -> None:
+    # promtool checks that the scrape's token file exists: docker-compose mounts it as a secret,
+    # here a copy of the config points at a token written to tmp_path
+    token = tmp_path / "prodcat_web_token"
+    token.write_text("a-test-token")
+    config = PROMETHEUS.read_text()
+    assert "/run/secrets/prodcat_web_token" in config
+    (tmp_path / "prometheus.yml").write_text(config.replace("/run/secrets/prodcat_web_token", str(token)))
+    shutil.copy(PROMETHEUS.parent / "alerts.yml", tmp_path / "alerts.yml")
+    result = _promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
