@@ -41,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.protocol import split_and_taxonomy  # noqa: E402
 from models.classifier import Classifier  # noqa: E402
 from models.config import FeatureConfig  # noqa: E402
 from models.ensemble import MeanEnsemble, StackedEnsemble, WeightedEnsemble  # noqa: E402
@@ -179,12 +180,8 @@ def throughput(classifier: Classifier, records: list, vectors: np.ndarray | None
 def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     records, paths = load(dataset, args)
-    order = np.random.default_rng(0).permutation(len(records))
-    n_test = len(records) // 10
-    test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
-    full = Taxonomy.from_paths([paths[i] for i in train_idx], max_depth=args.depth)
-    support = full.support(labels_from_paths([paths[i] for i in train_idx], full))
-    taxonomy = full.prune(support=support, min_support=args.min_support)
+    train_idx, test_idx, taxonomy, support = split_and_taxonomy(paths, depth=args.depth,
+                                                                min_support=args.min_support)
     y_true = label_matrix(labels_from_paths(paths, taxonomy), taxonomy)
     rules = generate_rules(taxonomy, support=support)
     y_rule = label_matrix([m.labels for m in rules.apply_many(records)], taxonomy)

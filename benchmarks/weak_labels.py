@@ -46,6 +46,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.protocol import split_and_taxonomy  # noqa: E402
 from embedder.backends.minilm import MiniLMEncoder  # noqa: E402
 from embedder.text import TextEncoder  # noqa: E402
 from models.label_model import (  # noqa: E402
@@ -144,12 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except InvalidRecord:
             continue
     paths = [true_category_path(r) for r in records]
-    order = np.random.default_rng(0).permutation(len(records))
-    n_test = len(records) // 10
-    test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
-    full = Taxonomy.from_paths([paths[i] for i in train_idx], max_depth=args.depth)
-    support = full.support(labels_from_paths([paths[i] for i in train_idx], full))
-    taxonomy = full.prune(support=support, min_support=args.min_support)
+    train_idx, test_idx, taxonomy, support = split_and_taxonomy(paths, depth=args.depth,
+                                                                min_support=args.min_support)
     y_true = label_matrix(labels_from_paths(paths, taxonomy), taxonomy) > 0.5
     ruleset = generate_rules(taxonomy, support=support)
     matches = ruleset.apply_many(records)

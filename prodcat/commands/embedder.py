@@ -200,7 +200,7 @@ def serve_similarity(
     columns: ColumnsOpt = None,
     mapping: MappingOpt = None,
     no_header: NoHeaderOpt = False,
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8088,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on (see --host).")] = 8088,
     host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
     judgements: Annotated[Optional[Path], typer.Option(help="SQLite file of judgements "
                                                             "(default: <state dir>/judgements.sqlite).")] = None,

@@ -1,0 +1,25 @@
+"""The models report's evaluation protocol, shared by the benchmarks that compare against it.
+
+A seeded 90/10 split, and the taxonomy cut at ``depth`` and pruned to ``min_support`` on the
+training products only, so the test products never shape the categories they are scored on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from models.labels import labels_from_paths
+from prodcat.taxonomy import Taxonomy
+
+
+def split_and_taxonomy(paths: Sequence[Sequence[str]], *, depth: int, min_support: int,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, Taxonomy, np.ndarray]:
+    """(train indices, test indices, pruned taxonomy, support of the full training taxonomy)."""
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n_test = len(paths) // 10
+    test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+    full = Taxonomy.from_paths([paths[i] for i in train_idx], max_depth=depth)
+    support = full.support(labels_from_paths([paths[i] for i in train_idx], full))
+    return train_idx, test_idx, full.prune(support=support, min_support=min_support), support
