@@ -99,8 +99,10 @@ class RateController:
       ``scale = budget_rate / (arrival_rate * mean_raw_p)`` meets the budget when the estimates
       are right. The arrival rate is an exponentially weighted count (time constant
       ``horizon_s``, corrected for the short history at start-up) and, for bursts, a fast one
-      (``reaction_s``); the larger of the two is used, so a backlog replayed at 50x the usual rate
-      lowers ``p`` within about a minute instead of spending the day's budget on it.
+      (``reaction_s``), each batch's arrivals spread over the time since the previous batch
+      (:func:`_spread`: sparse batches are not bursts); the larger of the two is used, so a
+      backlog replayed at 50x the usual rate lowers ``p`` within about a minute instead of
+      spending the day's budget on it.
     * **Feedback**: estimates are never exact (``min(1, ...)`` clips, the mix of doubt drifts, the
       gate refuses duplicates), so a token bucket of depth ``burst_s`` seconds of budget keeps the
       account: it fills at the budget rate, each request made takes a token, and the scale is
@@ -142,7 +144,8 @@ class RateController:
     def arrival_rate(self) -> float:
         """Arrivals per second: the larger of the slow and the fast estimate."""
         # an exponentially weighted count over tau, divided by the weight the history so far can hold
-        elapsed = max(self._last - (self._started or self._last), self.policy.reaction_s)
+        started = self._last if self._started is None else self._started  # a clock may start at 0
+        elapsed = max(self._last - started, self.policy.reaction_s)
         slow = self._slow / (self.policy.horizon_s * -math.expm1(-elapsed / self.policy.horizon_s))
         fast = self._fast / (self.policy.reaction_s * -math.expm1(-elapsed / self.policy.reaction_s))
         return max(slow, fast)
@@ -161,16 +164,34 @@ class RateController:
     def probabilities(self, raw: np.ndarray, now: float) -> np.ndarray:
         """``min(1, scale * raw)`` for a batch arriving at ``now`` (its arrivals are counted first)."""
         raw = np.asarray(raw, dtype=np.float64)
+        gap = 0.0 if self._started is None else max(0.0, now - self._last)
         self._advance(now)
-        self._slow += len(raw)
-        self._fast += len(raw)
-        self._sum_p += float(raw.sum())
+        slow, fast = _spread(gap, self.policy.horizon_s), _spread(gap, self.policy.reaction_s)
+        self._slow += len(raw) * slow
+        self._fast += len(raw) * fast
+        self._sum_p += float(raw.sum()) * slow
         return np.minimum(1.0, self.scale() * raw)
 
     def spend(self, n: int, now: float) -> None:
         """Book ``n`` requests made at ``now``."""
         self._advance(now)
         self.tokens -= n
+
+
+def _spread(gap: float, tau: float) -> float:
+    """The weight of a batch in an exponentially weighted count when its arrivals are spread over ``gap``.
+
+    A batch seen at ``now`` holds the arrivals since the previous one, ``gap`` seconds ago. Counted
+    whole at ``now``, a batch per ``gap`` much longer than ``tau`` reads as ``n / tau`` per second
+    right after each batch instead of ``n / gap`` (a micro-batch of 5 every 18 minutes looked like
+    a burst 18x the real rate to the 60 s estimate, and the sampler asked for a fifth of its
+    budget). Spread evenly over the gap, a batch weighs ``(tau / gap) (1 - exp(-gap / tau))``, and
+    then steady batches of ``n`` every ``gap`` read exactly ``n / gap`` after each, whatever the
+    gap; for a gap much shorter than ``tau`` (a busy stream, a backlog dump) the weight is ~1, the
+    whole batch at ``now``.
+    """
+    x = gap / tau
+    return 1.0 if x < 1e-12 else -math.expm1(-x) / x
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prodcat.errors import ConfigError
-from prodcat.sampling import DAY_S, SamplingPolicy, StreamSampler, raw_probabilities
+from prodcat.sampling import DAY_S, RateController, SamplingPolicy, StreamSampler, raw_probabilities
 
 BUDGET = 1000
 ARRIVALS = 100_000
@@ -62,6 +62,22 @@ def test_draws_are_seeded_and_p_follows_the_doubt():
     p = first[1]
     doubt = np.maximum(u, d)
     assert p[doubt > np.median(doubt)].mean() > 2 * p[doubt <= np.median(doubt)].mean()
+
+
+@pytest.mark.parametrize("start", [0.0, 1.7e9])  # a simulated clock from 0, wall time
+@pytest.mark.parametrize("gap", [0.5, 60.0, 1080.0])
+def test_micro_batches_far_apart_are_not_read_as_bursts(gap: float, start: float):
+    # batches of 5 every `gap` seconds for 6 hours: 0.5 s is a busy worker, 1080 s a 400-row pool
+    # replayed as one day (StreamSelection) or a quiet feed. Counted whole at their arrival, batches
+    # a minute apart read 1.6x the real rate, 18 minutes apart 18x (5 / reaction_s), and p fell as much
+    controller = RateController(SamplingPolicy(budget_per_day=200))
+    n = int(6 * 3600 / gap)
+    rates = []
+    for k in range(n):
+        controller.probabilities(np.full(5, 0.1), now=start + k * gap)
+        rates.append(controller.arrival_rate() * gap / 5)
+    assert rates[-1] == pytest.approx(1.0, rel=0.02)
+    assert max(rates[n // 2:]) <= 1.05
 
 
 def test_raw_probabilities_floor_and_reasons():

@@ -13,6 +13,7 @@ from retrain.selection import (
     ImportanceWeightedSelection,
     Pool,
     RandomSelection,
+    StreamSelection,
     UncertaintySelection,
     disagreement_scores,
     uncertainty_scores,
@@ -181,3 +182,15 @@ def test_pool_rejects_bad_shapes_and_values():
         Pool(np.zeros((3, 2)), np.zeros(2), members=np.zeros((2, 3, 3)))
     with pytest.raises(ValueError, match="batch_size"):
         RandomSelection().select(Pool(np.zeros((3, 2)), np.zeros(2)), 0)
+
+
+@pytest.mark.parametrize("batch", [30, 100, 200])
+def test_the_stream_asks_for_about_the_budget_on_a_small_pool(batch: int):
+    # 400 rows replayed as one day: a draw of 5 every ~18 minutes, which the rate controller once
+    # read as bursts 18x the real rate (about a fifth of the budget was asked for)
+    rng = np.random.default_rng(0)
+    p = confident_pool(400)
+    p[:40] = T + rng.normal(0, 0.01, (40, 3))
+    pool = Pool(np.clip(p, 0, 1), T)
+    counts = [len(StreamSelection().select(pool, batch, rng=seed)) for seed in range(5)]
+    assert 0.85 * batch <= np.mean(counts) <= 1.15 * batch, counts

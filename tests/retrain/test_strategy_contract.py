@@ -96,8 +96,8 @@ def test_never_more_than_the_pool_or_the_hard_stop(case: Case, pool: Pool, batch
 
 
 def test_about_batch_size_rows_from_a_large_pool(case: Case, pool: Pool) -> None:
-    # 10,000 rows: the stream's rate controller needs arrivals to learn from (on the 400-row pool
-    # it asks for about a fifth of the budget: each draw of 5 rows looks like a burst)
+    # 10,000 rows: importance-weighted draws with replacement, so on the 400-row pool (40 doubtful
+    # products) its 100 draws hold fewer distinct rows; the stream on small pools: test_selection.py
     large = Pool(np.tile(pool.probabilities, (25, 1)), pool.thresholds, members=np.tile(pool.members, (1, 25, 1)),
                  texts=[f"{title} #{copy}" for copy in range(25) for title in pool.texts])
     assert 80 <= len(case.strategy.select(large, 100, rng=3)) <= 150
