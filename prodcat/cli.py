@@ -41,6 +41,7 @@ from prodcat.errors import ConfigError, DataError, ProdcatError, StackError
 from prodcat.kafka import connect_admin
 from prodcat.reachable import elasticsearch_client, redis_client
 from prodcat.settings import Settings
+from prodcat.taxonomy import DEFAULT_MAX_DEPTH, DEFAULT_MIN_SUPPORT
 from prodcat.tf_logs import quiet_tensorflow
 
 if TYPE_CHECKING:
@@ -322,7 +323,8 @@ def rules_generate(
     columns: ColumnsOpt = None,
     mapping: MappingOpt = None,
     no_header: NoHeaderOpt = False,
-    max_depth: Annotated[int, typer.Option(min=1, help="Truncate category paths to this depth.")] = 4,
+    max_depth: Annotated[int, typer.Option(min=1, help="Truncate category paths to this depth.")] = DEFAULT_MAX_DEPTH,
+    min_support: Annotated[int, typer.Option(min=1, help="Drop categories with fewer products.")] = DEFAULT_MIN_SUPPORT,
 ) -> None:
     """Derive a taxonomy and a starter rule set (category name -> title words) from a catalogue."""
     from prodcat.catalogue import true_category_path
@@ -343,8 +345,11 @@ def rules_generate(
     if not paths:
         raise DataError(f"no product with a category path in {catalogue} ({source.describe()}); "
                         "expected a catalogue whose category field holds paths like 'Shoes > Sneakers'")
-    taxonomy = Taxonomy.from_paths(paths, max_depth=max_depth)
-    ruleset = generate_rules(taxonomy)
+    # the same tree and rules `train` derives with the same options, so `train --rules` reads these back
+    taxonomy, support = Taxonomy.from_catalogue(paths, max_depth=max_depth, min_support=min_support)
+    if len(taxonomy) == 0:
+        raise DataError(f"no category of {catalogue} has {min_support} products; lower --min-support")
+    ruleset = generate_rules(taxonomy, support=support)
     _write(taxonomy_out, taxonomy.to_json(), "taxonomy")
     try:
         ruleset.save(rules_out)

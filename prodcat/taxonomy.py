@@ -31,9 +31,13 @@ import numpy as np
 
 from prodcat.errors import DataError
 
-__all__ = ["PATH_SEPARATOR", "Taxonomy", "normalise_name", "path_id"]
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MIN_SUPPORT", "PATH_SEPARATOR", "Taxonomy", "normalise_name", "path_id"]
 
 PATH_SEPARATOR = " > "
+# how `rules generate` and `train` cut a catalogue's tree by default: the same, so rules written
+# by one resolve in the taxonomy the other derives
+DEFAULT_MAX_DEPTH = 3
+DEFAULT_MIN_SUPPORT = 20
 _JSON_FORMAT = "prodcat.taxonomy/1"
 _SPACES = re.compile(r"\s+")
 _GOOGLE_LINE = re.compile(r"^\s*(\d+)\s+-\s+(.+?)\s*$")
@@ -168,6 +172,18 @@ class Taxonomy:
                 norm = tuple(normalise_name(n) for n in path[:d])
                 nodes.setdefault(norm, path[:d])  # the first spelling seen is the display name
         return cls((path_id(p), p) for p in nodes.values())
+
+    @classmethod
+    def from_catalogue(cls, paths: Sequence[Sequence[str]], *, max_depth: int = DEFAULT_MAX_DEPTH,
+                       min_support: int = DEFAULT_MIN_SUPPORT) -> tuple[Taxonomy, dict[str, int]]:
+        """The tree a catalogue's category paths form, cut at ``max_depth``, without categories of
+        fewer than ``min_support`` products; with the support of the uncut tree (products per
+        category, ancestors included), which rule generation weighs branches by.
+        """
+        full = cls.from_paths(paths, max_depth=max_depth)
+        deepest = [full.find_deepest(path) if path else None for path in paths]
+        support = full.support({d} if d is not None else set() for d in deepest)
+        return full.prune(support=support, min_support=min_support), support
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Taxonomy:

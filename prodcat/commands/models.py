@@ -12,6 +12,7 @@ inside the functions so ``prodcat --help`` stays quick.
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from prodcat.catalogue_options import Catalogue, ColumnsOpt, MappingOpt, NoHeaderOpt, PresetOpt
 from prodcat.console import JsonOpt, err, out, print_json, print_json_line, table
 from prodcat.errors import ConfigError, DataError, InvalidRecord, ProdcatError
+from prodcat.taxonomy import DEFAULT_MAX_DEPTH, DEFAULT_MIN_SUPPORT
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from models.classifier import Classifier
     from models.training import CombinerKind
     from prodcat.record import ProductRecord
+    from prodcat.rules import RuleSet
     from prodcat.taxonomy import Taxonomy
 
 __all__ = ["evaluate", "predict", "train"]
@@ -108,6 +111,42 @@ def _metrics_table(title: str, columns: dict[str, dict[str, Any]]) -> Table:
     return shown
 
 
+def _holdout_split(records: list[ProductRecord], fraction: float | None, folds: int,
+                   catalogue: Path) -> tuple[list[ProductRecord], list[ProductRecord]]:
+    """Seeded (reproducible) training and held-out products; all train without ``--holdout``."""
+    from prodcat.catalogue import true_category_path
+
+    if fraction is None:
+        return records, []
+    n, held = len(records), round(len(records) * fraction)
+    if held < 1 or n - held < folds * 2:
+        raise DataError(f"--holdout {fraction:g} of {n} products leaves {held} held out and {n - held} to train on; "
+                        f"expected at least 1 and {folds * 2}: use a bigger catalogue or another fraction")
+    order = random.Random(0).sample(range(n), n)
+    training, held_out = [records[i] for i in sorted(order[held:])], [records[i] for i in sorted(order[:held])]
+    if not any(true_category_path(r) for r in held_out):
+        raise DataError(f"--holdout scores against the catalogue's own category paths, and none of the {held} "
+                        f"held-out products of {catalogue} has one; leave --holdout out or map the category column")
+    return training, held_out
+
+
+def _held_out_scores(held_out: list[ProductRecord], classifier: Classifier,
+                     ruleset: RuleSet | None) -> dict[str, dict[str, Any]]:
+    """The model (and the rules it learnt from, if any) on held-out products vs the catalogue's own categories."""
+    from models.labels import label_matrix, labels_from_paths
+    from models.metrics import evaluate as score
+    from prodcat.catalogue import true_category_path
+
+    taxonomy = classifier.taxonomy
+    scored = [r for r in held_out if true_category_path(r)]
+    truth = label_matrix(labels_from_paths([true_category_path(r) for r in scored], taxonomy), taxonomy) > 0.5
+    scores = {"model": score(truth, classifier.decide(scored), taxonomy)}
+    if ruleset is not None:
+        fired = label_matrix([m.labels for m in ruleset.apply_many(scored)], taxonomy) > 0.5
+        scores["rules"] = score(truth, fired, taxonomy)
+    return scores
+
+
 def train(
     catalogue: Annotated[Path, typer.Argument(
         help="Catalogue file, e.g. ../shared/datasets/flipkart/products_20k_name_tree.csv.")],
@@ -115,11 +154,20 @@ def train(
     columns: ColumnsOpt = None,
     mapping: MappingOpt = None,
     no_header: NoHeaderOpt = False,
-    labels: Annotated[str, typer.Option(help="'rules' (generated from the taxonomy), 'truth' (the catalogue's own "
+    labels: Annotated[str, typer.Option(help="'rules' (the rules label the products), 'truth' (the catalogue's own "
                                              "category paths) or a JSONL file of {id, categories}.")] = "rules",
+    rules: Annotated[Optional[Path], typer.Option(
+        "--rules", help="Rules YAML to label with (with --labels rules), e.g. written by `rules generate` and edited; "
+                        "default: rules generated from the taxonomy's names.")] = None,
+    taxonomy_file: Annotated[Optional[Path], typer.Option(
+        "--taxonomy", help="Taxonomy JSON to learn, e.g. written by `rules generate`; default: the tree of the "
+                           "catalogue's category paths, cut by --max-depth and --min-support.")] = None,
+    holdout: Annotated[Optional[float], typer.Option(
+        help="Hold out this fraction of the products (seeded) and score the model on them against the catalogue's "
+             "own categories, beside the rules it learnt from.")] = None,
     registry: Annotated[Optional[Path], typer.Option(help="Model registry folder (default: <state_dir>/models).")] = None,
-    max_depth: Annotated[int, typer.Option(min=1, help="Cut category paths at this depth.")] = 3,
-    min_support: Annotated[int, typer.Option(min=1, help="Drop categories with fewer products.")] = 20,
+    max_depth: Annotated[int, typer.Option(min=1, help="Cut category paths at this depth.")] = DEFAULT_MAX_DEPTH,
+    min_support: Annotated[int, typer.Option(min=1, help="Drop categories with fewer products.")] = DEFAULT_MIN_SUPPORT,
     members: Annotated[str, typer.Option(help="Comma-separated members: logreg, mlp, wide_deep, textcnn, gru.")] =
         "logreg,mlp,wide_deep,textcnn",
     combiner: Annotated[str, typer.Option(help="stacked, weighted or mean.")] = "stacked",
@@ -134,22 +182,31 @@ def train(
     use_category: UseCategoryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train the ensemble on a catalogue and register it; prints the version and validation metrics."""
+    """Train the ensemble on a catalogue and register it; prints the version and its scores, saying against what."""
     if combiner not in ("stacked", "weighted", "mean"):
         raise ConfigError(f"--combiner: expected stacked, weighted or mean, received {combiner!r}")
     labels_path = Path(labels) if labels not in ("rules", "truth") else None
     if labels_path is not None and not labels_path.is_file():
         raise ConfigError(f"--labels: expected 'rules', 'truth' or an existing JSONL file, received {labels!r}")
+    if rules is not None and labels != "rules":
+        raise ConfigError(f"--rules labels the products, so it goes with --labels rules (the default); "
+                          f"received --labels {labels}")
+    if holdout is not None and not 0 < holdout <= 0.9:
+        raise ConfigError(f"--holdout: expected a fraction of the products above 0 and at most 0.9, received {holdout:g}")
+    for option, given in (("--rules", rules), ("--taxonomy", taxonomy_file)):
+        if given is not None and not given.is_file():
+            raise ConfigError(f"{option}: file {given} does not exist")
     names = [m.strip() for m in members.split(",") if m.strip()]
     started = time.monotonic()
     source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header)
-    records = _records(source, limit)  # a missing or empty catalogue fails before TensorFlow loads
+    # a missing or empty catalogue, or one that cannot be held out, fails before TensorFlow loads
+    records, held_out = _holdout_split(_records(source, limit), holdout, folds, catalogue)
     from models.labels import LabelWeighting, labels_from_paths
     from models.members import MEMBERS
     from models.registry import ModelRegistry
     from models.training import train_ensemble
     from prodcat.catalogue import true_category_path
-    from prodcat.rules import generate_rules
+    from prodcat.rules import RuleSet, generate_rules
     from prodcat.settings import Settings
     from prodcat.taxonomy import Taxonomy
 
@@ -158,24 +215,41 @@ def train(
         raise ConfigError(f"--members: expected some of logreg, mlp, wide_deep, textcnn, gru, received {members!r}")
     config = _config(features, use_category)
     paths = [true_category_path(r) for r in records]
-    taxonomy = Taxonomy.from_paths(paths, max_depth=max_depth)
-    support = taxonomy.support(labels_from_paths(paths, taxonomy))
-    taxonomy = taxonomy.prune(support=support, min_support=min_support)
+    if taxonomy_file is not None:
+        taxonomy = Taxonomy.from_json(taxonomy_file.read_bytes())
+        support = taxonomy.support(labels_from_paths(paths, taxonomy))
+        tree = f"the taxonomy of {taxonomy_file}"
+    else:
+        taxonomy, support = Taxonomy.from_catalogue(paths, max_depth=max_depth, min_support=min_support)
+        tree = f"the catalogue's tree cut at depth {max_depth} and {min_support} products"
     if len(taxonomy) == 0:
         raise DataError(f"no category of {catalogue} has {min_support} products; lower --min-support")
+    ruleset = None
     if labels == "truth":
         label_sets = labels_from_paths(paths, taxonomy)
+        against = "the catalogue's own categories"
     elif labels == "rules":
-        ruleset = generate_rules(taxonomy, support=support)
+        if rules is not None:
+            try:
+                ruleset = RuleSet.load(rules, taxonomy)
+            except DataError as exc:
+                raise DataError(f"{exc}; the rules resolve in {tree}: pass the --taxonomy file written with them, "
+                                "or the --max-depth/--min-support they were generated with") from None
+            against = f"the labels of the rules in {rules}"
+        else:
+            ruleset = generate_rules(taxonomy, support=support)
+            against = "the labels of rules generated from the category names"
         label_sets = [m.labels for m in ruleset.apply_many(records)]
     else:
         assert labels_path is not None
         label_sets = _labels_file(labels_path, records, taxonomy)
+        against = f"the labels of {labels_path}"
     labelled = sum(bool(s) for s in label_sets)
     if labelled < folds * 2:
         raise DataError(f"only {labelled} of {len(records)} products have a label; label more or change --labels")
     weighting = LabelWeighting(pu_correction=pu is not None, unlabelled_weight=pu if pu is not None else 0.2)
-    err.print(f"{len(records)} products, {len(taxonomy)} categories, {labelled} labelled ({labels})")
+    err.print(f"{len(records)} products, {len(taxonomy)} categories, {labelled} labelled ({labels})"
+              + (f", {len(held_out)} held out" if held_out else ""))
     with Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
                   TimeElapsedColumn(), console=err, transient=True) as progress:
         task = progress.add_task("train", total=None, note="")
@@ -183,6 +257,7 @@ def train(
             records, label_sets, taxonomy, config=config, members=names, combiner=cast("CombinerKind", combiner),
             folds=folds, weighting=weighting, tune_on="labelled" if tune_on_labelled else "all",
             on_progress=lambda stage, done, total: progress.update(task, completed=done, total=total, note=stage))
+    held_out_scores = _held_out_scores(held_out, classifier, ruleset) if held_out else None
     root = registry or Settings().state_dir / "models"
     store = ModelRegistry(root)
     version = store.register(classifier)
@@ -191,9 +266,15 @@ def train(
     if as_json:
         print_json({"version": version, "path": str(store.path(version)), "seconds": round(seconds, 1),
                     "products": len(records), "categories": len(taxonomy), "labelled": labelled,
-                    "validation": validation})
+                    "validation": {"against": against, "scores": validation},
+                    **({"holdout": {"products": len(held_out), "against": "the catalogue's own categories",
+                                    "ids": [r.id for r in held_out], "scores": held_out_scores}}
+                       if held_out_scores is not None else {})})
         return
-    out.print(_metrics_table("validation (out-of-fold, vs the training labels)", validation))
+    out.print(_metrics_table(f"out-of-fold validation on {len(records)} products, vs {against}", validation))
+    if held_out_scores is not None:
+        scored = held_out_scores["model"]["n_products"]
+        out.print(_metrics_table(f"{scored} held-out products, vs the catalogue's own categories", held_out_scores))
     out.print(f"registered [bold]{version}[/bold] at {store.path(version)} in {seconds:.0f}s")
 
 
