@@ -49,16 +49,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.protocol import split_and_taxonomy  # noqa: E402
 from embedder.backends.minilm import MiniLMEncoder  # noqa: E402
 from embedder.text import TextEncoder  # noqa: E402
-from models.label_model import (  # noqa: E402
-    LabelModel,
-    LabelSource,
-    ancestor_consistent,
-    descendant_sources,
-    rule_sources,
-)
+from models.label_model import LabelModel, LabelSource, ancestor_consistent  # noqa: E402
 from models.labels import label_matrix, labels_from_paths  # noqa: E402
 from models.metrics import evaluate  # noqa: E402
 from models.semantic import SemanticMatcher  # noqa: E402
+from models.weak_labels import weak_label_sources  # noqa: E402
 from prodcat.catalogue import read_catalogue, true_category_path  # noqa: E402
 from prodcat.errors import InvalidRecord  # noqa: E402
 from prodcat.record import parse_record  # noqa: E402
@@ -114,19 +109,6 @@ class CachedEncoder(TextEncoder):
 def scores(y_true: np.ndarray, y_pred: np.ndarray, taxonomy: Taxonomy) -> dict[str, float]:
     full = evaluate(y_true > 0.5, y_pred > 0.5, taxonomy)
     return {k: round(float(full[k]), 4) for k in ("micro_f1", "micro_precision", "micro_recall")}
-
-
-def semantic_sources(matched: np.ndarray, taxonomy: Taxonomy) -> list[LabelSource]:
-    """The matcher as one source per depth: it observes depth d on the products it matched that deep."""
-    depth = np.array([taxonomy.depth(c) for c in taxonomy.ids])
-    reach = np.where(matched.any(axis=1), (matched * depth).max(axis=1), 0)
-    out = []
-    for d in range(1, taxonomy.max_depth + 1):
-        rows, columns = np.flatnonzero(reach >= d), np.flatnonzero(depth == d)
-        if len(rows) and len(columns):
-            out.append(LabelSource.from_matrix(f"semantic:depth{d}", matched, rows=rows, columns=columns,
-                                               group=f"semantic:depth{d}"))
-    return out
 
 
 def true_precision(source: LabelSource, y_true: np.ndarray) -> float:
@@ -190,11 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rules + semantic on uncovered": y_rule | taxonomy.close_matrix(sem & uncovered),
         "rules + semantic where no rule fired": y_rule | (sem & ~y_rule.any(axis=1, keepdims=True)),
     }
-    rules = rule_sources(matches, ruleset, taxonomy)
-    direct = np.zeros(y_true.shape, dtype=bool)  # each rule's vote on its own category
-    for s in rules:
-        direct[s.positive_rows, s.positive_columns] = True
-    sources = rules + semantic_sources(sem, taxonomy) + descendant_sources(direct, taxonomy)
+    sources = weak_label_sources(matches, ruleset, taxonomy, sem)
     info["label_model"] = {}
     model = None
     for label, strength in (("label model", 20.0), ("label model, prior strength 1000", 1e3),

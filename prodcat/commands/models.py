@@ -29,6 +29,7 @@ from prodcat.errors import ConfigError, DataError, InvalidRecord, ProdcatError
 from prodcat.taxonomy import DEFAULT_MAX_DEPTH, DEFAULT_MIN_SUPPORT
 
 if TYPE_CHECKING:
+    import numpy as np
     from rich.table import Table
 
     from models.classifier import Classifier
@@ -147,6 +148,23 @@ def _held_out_scores(held_out: list[ProductRecord], classifier: Classifier,
     return scores
 
 
+def _weak(records: list[ProductRecord], ruleset: RuleSet, taxonomy: Taxonomy,
+          rule_sets: list[set[str]]) -> tuple[list[set[str]], np.ndarray]:
+    """Label sets and per-entry weights from the rules and the semantic matcher (``--labels weak``)."""
+    from embedder.backends.minilm import MiniLMEncoder
+    from models.semantic import SemanticMatcher
+    from models.weak_labels import weak_labels
+
+    err.print(f"matching {len(records)} titles to {len(taxonomy)} categories with {MiniLMEncoder.__name__}")
+    # the title only: a catalogue's category field is its truth, and the matcher was measured on titles
+    weak = weak_labels(records, ruleset, taxonomy, matcher=SemanticMatcher(MiniLMEncoder(), fields=("title",)))
+    by_rules = {c for s in rule_sets for c in s}
+    beyond = {c for s in weak.label_sets for c in s} - by_rules
+    err.print(f"weak labels: {len(weak.sources)} sources; {len(beyond)} categories no rule labels get labels; "
+              f"{len(taxonomy) - len(by_rules | beyond)} categories get none")
+    return weak.label_sets, weak.weights
+
+
 def train(
     catalogue: Annotated[Path, typer.Argument(
         help="Catalogue file, e.g. ../shared/datasets/flipkart/products_20k_name_tree.csv.")],
@@ -154,11 +172,13 @@ def train(
     columns: ColumnsOpt = None,
     mapping: MappingOpt = None,
     no_header: NoHeaderOpt = False,
-    labels: Annotated[str, typer.Option(help="'rules' (the rules label the products), 'truth' (the catalogue's own "
-                                             "category paths) or a JSONL file of {id, categories}.")] = "rules",
+    labels: Annotated[str, typer.Option(help="'rules' (the rules label the products), 'weak' (the rules and a "
+                                             "sentence encoder's category matches, weighed by a label model: reaches "
+                                             "categories no rule labels), 'truth' (the catalogue's own category "
+                                             "paths) or a JSONL file of {id, categories}.")] = "rules",
     rules: Annotated[Optional[Path], typer.Option(
-        "--rules", help="Rules YAML to label with (with --labels rules), e.g. written by `rules generate` and edited; "
-                        "default: rules generated from the taxonomy's names.")] = None,
+        "--rules", help="Rules YAML to label with (with --labels rules or weak), e.g. written by `rules generate` and "
+                        "edited; default: rules generated from the taxonomy's names.")] = None,
     taxonomy_file: Annotated[Optional[Path], typer.Option(
         "--taxonomy", help="Taxonomy JSON to learn, e.g. written by `rules generate`; default: the tree of the "
                            "catalogue's category paths, cut by --max-depth and --min-support.")] = None,
@@ -185,11 +205,11 @@ def train(
     """Train the ensemble on a catalogue and register it; prints the version and its scores, saying against what."""
     if combiner not in ("stacked", "weighted", "mean"):
         raise ConfigError(f"--combiner: expected stacked, weighted or mean, received {combiner!r}")
-    labels_path = Path(labels) if labels not in ("rules", "truth") else None
+    labels_path = Path(labels) if labels not in ("rules", "weak", "truth") else None
     if labels_path is not None and not labels_path.is_file():
-        raise ConfigError(f"--labels: expected 'rules', 'truth' or an existing JSONL file, received {labels!r}")
-    if rules is not None and labels != "rules":
-        raise ConfigError(f"--rules labels the products, so it goes with --labels rules (the default); "
+        raise ConfigError(f"--labels: expected 'rules', 'weak', 'truth' or an existing JSONL file, received {labels!r}")
+    if rules is not None and labels not in ("rules", "weak"):
+        raise ConfigError(f"--rules labels the products, so it goes with --labels rules (the default) or weak; "
                           f"received --labels {labels}")
     if holdout is not None and not 0 < holdout <= 0.9:
         raise ConfigError(f"--holdout: expected a fraction of the products above 0 and at most 0.9, received {holdout:g}")
@@ -224,22 +244,26 @@ def train(
         tree = f"the catalogue's tree cut at depth {max_depth} and {min_support} products"
     if len(taxonomy) == 0:
         raise DataError(f"no category of {catalogue} has {min_support} products; lower --min-support")
-    ruleset = None
+    ruleset, sample_weight = None, None
     if labels == "truth":
         label_sets = labels_from_paths(paths, taxonomy)
         against = "the catalogue's own categories"
-    elif labels == "rules":
+    elif labels in ("rules", "weak"):
         if rules is not None:
             try:
                 ruleset = RuleSet.load(rules, taxonomy)
             except DataError as exc:
                 raise DataError(f"{exc}; the rules resolve in {tree}: pass the --taxonomy file written with them, "
                                 "or the --max-depth/--min-support they were generated with") from None
-            against = f"the labels of the rules in {rules}"
+            rules_from = f"the rules in {rules}"
         else:
             ruleset = generate_rules(taxonomy, support=support)
-            against = "the labels of rules generated from the category names"
+            rules_from = "rules generated from the category names"
         label_sets = [m.labels for m in ruleset.apply_many(records)]
+        against = f"the labels of {rules_from}"
+        if labels == "weak":
+            label_sets, sample_weight = _weak(records, ruleset, taxonomy, label_sets)
+            against = f"the label model over {rules_from} and the semantic matcher"
     else:
         assert labels_path is not None
         label_sets = _labels_file(labels_path, records, taxonomy)
@@ -256,6 +280,7 @@ def train(
         classifier = train_ensemble(
             records, label_sets, taxonomy, config=config, members=names, combiner=cast("CombinerKind", combiner),
             folds=folds, weighting=weighting, tune_on="labelled" if tune_on_labelled else "all",
+            sample_weight=sample_weight,
             on_progress=lambda stage, done, total: progress.update(task, completed=done, total=total, note=stage))
     held_out_scores = _held_out_scores(held_out, classifier, ruleset) if held_out else None
     root = registry or Settings().state_dir / "models"

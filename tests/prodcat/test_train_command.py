@@ -147,3 +147,11 @@ def test_holdout_needs_the_catalogues_categories(catalogue, tmp_path, capsys):
     # the same without --holdout trains: the file's labels on the file's taxonomy
     assert train([str(bare), "--labels", str(labels), "--taxonomy", str(taxonomy)], tmp_path, capsys)[
         "validation"]["against"] == f"the labels of {labels}"
+
+
+def test_weak_labels_train_from_the_rules_and_the_semantic_matcher(catalogue, tmp_path, capsys):
+    """--labels weak: the installed MiniLM encoder matches titles to categories, the label model weighs it."""
+    result = train([str(catalogue), "--labels", "weak", "--holdout", "0.25"], tmp_path, capsys)
+    assert result["validation"]["against"] == ("the label model over rules generated from the category names "
+                                               "and the semantic matcher")
+    assert set(result["holdout"]["scores"]) == {"model", "rules"}

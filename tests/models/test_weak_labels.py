@@ -1,0 +1,48 @@
+"""Weak labels: the rules plus the semantic matcher, combined by the label model, reach a category
+no rule labels. The bag-of-words encoder of test_semantic.py stands in for MiniLM."""
+
+from __future__ import annotations
+
+import numpy as np
+import yaml
+
+from models.semantic import SemanticMatcher
+from models.weak_labels import weak_labels
+from prodcat.record import ProductRecord
+from prodcat.rules import RuleSet
+from prodcat.taxonomy import Taxonomy
+from tests.models.test_semantic import WordsEncoder
+
+TAXONOMY = Taxonomy.from_paths([["Footwear", "Sports Shoes"], ["Footwear", "Sandals"], ["Kitchen", "Cookware"],
+                                ["Toys", "Scaled Models"]])
+RULES = [{"id": "shoes", "category": "Footwear > Sports Shoes", "all": [{"field": "title", "word": "shoes"}]},
+         {"id": "sandals", "category": "Footwear > Sandals", "all": [{"field": "title", "word": "sandals"}]},
+         {"id": "cookware", "category": "Kitchen > Cookware", "all": [{"field": "title", "word": "pan"}]}]
+TITLES = (["running sports shoes"] * 30 + ["beach sandals"] * 30 + ["cookware frying pan"] * 30
+          + ["scaled model car"] * 30 + ["garden hose"] * 10)
+
+
+def test_the_matcher_labels_a_category_no_rule_reaches() -> None:
+    records = [ProductRecord(id=str(i), title=t) for i, t in enumerate(TITLES)]
+    ruleset = RuleSet.from_yaml(yaml.safe_dump(RULES), TAXONOMY)
+    weak = weak_labels(records, ruleset, TAXONOMY, matcher=SemanticMatcher(WordsEncoder(), threshold=0.4))
+
+    models = TAXONOMY.find(["Toys", "Scaled Models"])
+    assert not any(models in m.labels for m in ruleset.apply_many(records))  # no rule reaches it
+    assert all(weak.label_sets[i] == {models, TAXONOMY.find(["Toys"])} for i in range(90, 120))
+    assert all(weak.label_sets[i] == {TAXONOMY.find(["Footwear"]), TAXONOMY.find(["Footwear", "Sandals"])}
+               for i in range(30, 60))  # the rules' labels stay where rules and matcher agree
+    assert all(not weak.label_sets[i] for i in range(120, 130))  # nothing fired, nothing matched
+    assert weak.weights.shape == weak.proba.shape == (len(records), len(TAXONOMY))
+    assert ((weak.weights >= 0.5) & (weak.weights <= 1.0)).all()  # the weight of the side of 0.5 it is on
+    assert {s.name for s in weak.sources} >= {"rule:shoes", "rule:sandals", "rule:cookware", "semantic:depth2"}
+
+
+def test_without_a_matcher_the_label_model_weighs_the_rules_alone() -> None:
+    records = [ProductRecord(id=str(i), title=t) for i, t in enumerate(TITLES)]
+    ruleset = RuleSet.from_yaml(yaml.safe_dump(RULES), TAXONOMY)
+    weak = weak_labels(records, ruleset, TAXONOMY)
+    assert not any(s.name.startswith("semantic") for s in weak.sources)
+    closed = [TAXONOMY.close(s) for s in weak.label_sets]
+    assert closed == weak.label_sets  # ancestors included
+    assert np.allclose(weak.proba[90:], weak.proba[90])  # no vote on these: all at the prior
