@@ -10,16 +10,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.labels import labels_from_paths
 from prodcat.taxonomy import Taxonomy
 
 
 def split_and_taxonomy(paths: Sequence[Sequence[str]], *, depth: int, min_support: int,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, Taxonomy, np.ndarray]:
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, Taxonomy, dict[str, int]]:
     """(train indices, test indices, pruned taxonomy, support of the full training taxonomy)."""
     order = np.random.default_rng(seed).permutation(len(paths))
     n_test = len(paths) // 10
     test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
-    full = Taxonomy.from_paths([paths[i] for i in train_idx], max_depth=depth)
-    support = full.support(labels_from_paths([paths[i] for i in train_idx], full))
-    return train_idx, test_idx, full.prune(support=support, min_support=min_support), support
+    taxonomy, support = Taxonomy.from_catalogue([paths[i] for i in train_idx], max_depth=depth,
+                                                min_support=min_support)
+    return train_idx, test_idx, taxonomy, support
