@@ -32,13 +32,16 @@ from prodcat.taxonomy import normalise_name
 
 __all__ = ["Preset", "NoiseKind", "NOISE_KINDS", "IMAGE_SUFFIXES", "read_catalogue", "detect_preset", "add_noise"]
 
-Preset = Literal["auto", "jsonl", "csv", "flipkart", "flipkart-names", "flipkart-images", "myntra", "myntra-images"]
+Preset = Literal["auto", "jsonl", "csv", "flipkart", "flipkart-names", "flipkart-images", "myntra", "myntra-images",
+                 "bigbasket"]
 # Applied in this order: Unicode noise inside words first so HTML tags stay intact.
 NoiseKind = Literal["unicode", "delimiter", "html", "price", "blank"]
 NOISE_KINDS: tuple[NoiseKind, ...] = get_args(NoiseKind)
 
 _FLIPKART_NETWORK = "flipkart-feed"
 _MYNTRA_NETWORK = "myntra-feed"
+_BIGBASKET_NETWORK = "bigbasket-feed"
+_BIGBASKET_COLUMNS = ("index", "product", "category", "sub_category", "brand", "sale_price", "type")
 _FLIPKART_FIELDS = ("uniq_id", "product_name", "product_category_tree", "brand", "description", "retail_price",
                     "discounted_price", "image", "product_url", "crawl_timestamp")
 _MYNTRA_EXTRAS = ("baseColour", "season", "year", "usage")
@@ -122,6 +125,8 @@ def detect_preset(path: Path) -> Preset:
         return "myntra-images" if "filename" in header else "myntra"
     if {"level1", "product_category_tree", "filename"} <= header:
         return "flipkart-images"
+    if {"product", "sub_category", "type", "sale_price"} <= header:
+        return "bigbasket"
     return "csv"
 
 
@@ -216,6 +221,19 @@ def _read_myntra_images(path: Path, images: Path) -> Iterator[dict[str, Any]]:
         yield {**_myntra(row), "image_url": _image_uri(images, row["filename"])}
 
 
+def _read_bigbasket(path: Path, images: Path) -> Iterator[dict[str, Any]]:
+    for row in _rows(path, required=_BIGBASKET_COLUMNS):
+        yield {
+            "id": row["index"],
+            "title": row["product"],
+            "brand": row["brand"],
+            "category": " > ".join(row[c] for c in ("category", "sub_category", "type")),  # its three levels
+            "price": row["sale_price"],
+            "currency": "INR",
+            "network": _BIGBASKET_NETWORK,
+        }
+
+
 _READERS: dict[str, Callable[[Path, Path], Iterator[dict[str, Any]]]] = {
     "jsonl": _read_jsonl,
     "csv": _read_csv,
@@ -224,6 +242,7 @@ _READERS: dict[str, Callable[[Path, Path], Iterator[dict[str, Any]]]] = {
     "flipkart-images": _read_flipkart_images,
     "myntra": _read_myntra,
     "myntra-images": _read_myntra_images,
+    "bigbasket": _read_bigbasket,
 }
 
 

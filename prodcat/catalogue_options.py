@@ -21,7 +21,7 @@ from prodcat.mapping import ColumnMapping, mapping_from_options
 __all__ = ["Catalogue", "ColumnsOpt", "MappingOpt", "NoHeaderOpt", "PresetOpt"]
 
 PresetOpt = Annotated[str, typer.Option(help="Catalogue format: auto, jsonl, csv, flipkart, flipkart-names, "
-                                             "flipkart-images, myntra, myntra-images.")]
+                                             "flipkart-images, myntra, myntra-images, bigbasket.")]
 ColumnsOpt = Annotated[Optional[str], typer.Option(
     "--columns", help="Which column holds which field, for a CSV/JSONL prodcat does not know: fields in column "
                       "order (id,title,category,brand,price; '-' skips a column), or column=field pairs by "

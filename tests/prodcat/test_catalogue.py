@@ -184,6 +184,21 @@ def test_myntra_preset(datasets: Path) -> None:
     assert {parse_record(r).gender for r in rows[:2000]} == {"men", "women", "boys", "girls", "unisex"}
 
 
+def test_bigbasket_preset(datasets: Path) -> None:
+    path = datasets / "bigbasket" / "products_27k.csv"
+    assert detect_preset(path) == "bigbasket"
+    rows = list(read_catalogue(path))
+    assert len(rows) == 27_555
+    assert rows[1] == {"id": "2", "title": "Water Bottle - Orange", "brand": "Mastercook",
+                       "category": "Kitchen, Garden & Pets > Storage & Accessories > Water & Fridge Bottles",
+                       "price": "180", "currency": "INR", "network": "bigbasket-feed"}
+    record = parse_record(rows[1])
+    # the comma inside a level's name is not a path delimiter: three levels, as in the file
+    assert record.category_path == ["Kitchen, Garden & Pets", "Storage & Accessories", "Water & Fridge Bottles"]
+    assert record.price == 180.0 and record.brand == "Mastercook"
+    assert sum(1 for r in rows if len(parse_record(r).category_path) == 3) > 27_000
+
+
 def test_myntra_images_preset(datasets: Path) -> None:
     rows = list(read_catalogue(datasets / "myntra" / "images.csv", "myntra-images"))
     assert len(rows) == 10_000
