@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from retrain.resolution import ProductLabels
 from retrain.weights import RuleTrust, decided_matrix
 
 log = logging.getLogger(__name__)
+
+# (records, their label sets, taxonomy, sample_weight: (n,) or (n, C), or None) -> the candidate
+Trainer = Callable[[Sequence[ProductRecord], Sequence[set[str]], Taxonomy, np.ndarray | None], Categoriser]
 
 
 class RetrainBusy(ProdcatError):
@@ -103,6 +107,7 @@ class RoundReport:
     n_holdout: int
     candidate_metrics: dict[str, float] = field(default_factory=dict)
     current_metrics: dict[str, float] = field(default_factory=dict)
+    importance: dict[str, float] = field(default_factory=dict)  # see importance_summary
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -132,9 +137,24 @@ def training_weights(train_ids: Sequence[str], targets: Mapping[str, set[str]], 
     return rows[:, None] * entry
 
 
+def importance_summary(product_ids: Sequence[str], importance: Mapping[str, float]) -> dict[str, float]:
+    """What a round's report keeps of the 1/p weights its human-labelled training products had.
+
+    ``n`` products; ``min``, ``max`` and ``mean`` of their weights (the weights are normalised over
+    every labelled product, the holdout included, so the mean is near 1, not exactly 1); and
+    ``effective`` = (sum w)^2 / sum w^2, Kish's effective number of labels: how many equally
+    weighted labels the weighted ones are worth (``n`` when all weigh the same).
+    """
+    w = np.array([importance.get(pid, 1.0) for pid in product_ids], dtype=np.float64)
+    if not len(w):
+        return {"n": 0}
+    return {"n": len(w), "min": float(w.min()), "max": float(w.max()), "mean": float(w.mean()),
+            "effective": float(w.sum() ** 2 / (w ** 2).sum())}
+
+
 def run_round(records: Sequence[ProductRecord], rule_labels: Mapping[str, set[str]],
               human: Mapping[str, ProductLabels], current: Categoriser, *, policy: GatePolicy,
-              train: callable, importance: Mapping[str, float] | None = None, human_weight: float = 1.0,
+              train: Trainer, importance: Mapping[str, float] | None = None, human_weight: float = 1.0,
               correct_rules: bool = False) -> tuple[RoundReport, Categoriser | None]:
     """Train on everything but the holdout, gate against ``current``; returns the report and the candidate.
 
@@ -151,8 +171,9 @@ def run_round(records: Sequence[ProductRecord], rule_labels: Mapping[str, set[st
     train_ids = [pid for pid in by_id if pid not in held_set and targets.get(pid) is not None]
     weights = training_weights(train_ids, targets, rule_labels, {p: h for p, h in human.items() if p not in held_set},
                                taxonomy, importance=importance, human_weight=human_weight, correct_rules=correct_rules)
-    base = dict(started_at=started, current_version=current.version, n_train=len(train_ids),
-                n_human_labelled=len(human), n_holdout=len(held))
+    base: dict[str, Any] = dict(
+        started_at=started, current_version=current.version, n_train=len(train_ids), n_human_labelled=len(human),
+        n_holdout=len(held), importance=importance_summary([p for p in train_ids if p in human], importance or {}))
     try:
         candidate = train([by_id[p] for p in train_ids], [targets[p] for p in train_ids], taxonomy, weights)
     except Exception as exc:  # noqa: BLE001 - a failed candidate is reported, never promoted

@@ -6,16 +6,18 @@ import asyncio
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import redis
 from elasticsearch import AsyncElasticsearch, helpers
 
 from prodcat.categoriser import Categoriser
 from prodcat.record import ProductRecord, parse_record
 from prodcat.settings import Settings
-from retrain.job import GatePolicy, RetrainBusy, RoundReport, run_round
+from prodcat.taxonomy import Taxonomy
+from retrain.job import GatePolicy, RetrainBusy, RoundReport, Trainer, run_round
 from retrain.label_store import LabelStore
 from retrain.resolution import resolve, tally
 from retrain.weights import importance_weights, label_probabilities
@@ -63,30 +65,45 @@ async def _gather(settings: Settings, taxonomy):
         await es.close()
 
 
+def default_trainer(settings: Settings, *, members: tuple[str, ...] = ("logreg", "mlp"), folds: int = 3) -> Trainer:
+    """How a round trains its candidate (:func:`models.training.train_ensemble` with the round's settings).
+
+    Public so that a caller can wrap it, e.g. to keep the ``sample_weight`` a round trained with
+    (the 1/p importance weights times the rule trust, :func:`retrain.job.training_weights`), or
+    to train a first model on rule labels alone (``sample_weight=None``) the same way.
+    """
+    def train(records: Sequence[ProductRecord], label_sets: Sequence[set[str]], taxonomy: Taxonomy,
+              sample_weight: np.ndarray | None) -> Categoriser:
+        from models.labels import LabelWeighting
+        from models.training import train_ensemble
+
+        # the models report's best setting for rule labels: unlabelled products weigh little or
+        # nothing, and thresholds are tuned only on products that have a label
+        weighting = LabelWeighting(pu_correction=True, unlabelled_weight=settings.retrain_unlabelled_weight)
+        return train_ensemble(records, label_sets, taxonomy, members=members, folds=folds, sample_weight=sample_weight,
+                              weighting=weighting, tune_on="labelled")
+
+    return train
+
+
 def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), members: tuple[str, ...] = ("logreg", "mlp"),
-                 folds: int = 3, train: Callable | None = None) -> RoundReport:
-    """One round; promotes (registers + announces) only a candidate that passes the gate."""
+                 folds: int = 3, train: Trainer | None = None) -> RoundReport:
+    """One round; promotes (registers + announces) only a candidate that passes the gate.
+
+    ``train`` replaces :func:`default_trainer` (``members`` and ``folds`` are its settings).
+    """
     lock = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     if not lock.set(LOCK, str(time.time()), nx=True, ex=6 * 3600):
         raise RetrainBusy("another retraining round is running (Redis lock prodcat:retrain:lock)")
     try:
         from elasticsearch import Elasticsearch
 
-        from models.labels import LabelWeighting
         from models.registry import ModelRegistry
-        from models.training import train_ensemble
 
         current = current_categoriser(settings)
         records, rule_labels, human, importance, total_labels = asyncio.run(_gather(settings, current.taxonomy))
-
-        def default_train(recs, labels, taxonomy, weights):
-            # the models report's best setting for rule labels: unlabelled products weigh little or
-            # nothing, and thresholds are tuned only on products that have a label
-            weighting = LabelWeighting(pu_correction=True, unlabelled_weight=settings.retrain_unlabelled_weight)
-            return train_ensemble(recs, labels, taxonomy, members=members, folds=folds, sample_weight=weights,
-                                  weighting=weighting, tune_on="labelled")
-
-        report, candidate = run_round(records, rule_labels, human, current, policy=policy, train=train or default_train,
+        train = train or default_trainer(settings, members=members, folds=folds)
+        report, candidate = run_round(records, rule_labels, human, current, policy=policy, train=train,
                                       importance=importance, human_weight=settings.labelling_human_weight,
                                       correct_rules=settings.labelling_correct_rules)
         if report.promoted and candidate is not None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from prodcat.record import ProductRecord
 from prodcat.rules import RuleCategoriser, RuleSet
 from prodcat.taxonomy import Taxonomy
-from retrain.job import GatePolicy, in_holdout, run_round, training_targets
+from retrain.job import GatePolicy, importance_summary, in_holdout, run_round, training_targets
 from retrain.resolution import ProductLabels
 
 TAXONOMY = Taxonomy.from_paths([("Clothing", "Shorts"), ("Clothing", "Shirts"), ("Footwear", "Sneakers")])
@@ -82,3 +86,21 @@ def test_too_small_a_holdout_never_promotes():
     report, _ = run_round(records, {}, human, rules(NARROW, "n"), policy=GatePolicy(min_holdout=50),
                           train=lambda *a: rules(BROAD, "b"))
     assert not report.promoted and "needs 50" in report.reason
+
+
+def test_the_report_keeps_the_importance_weights_of_the_labelled_training_products():
+    records, human = products(40)
+    records.append(ProductRecord(id="rules-only", title="Cotton shorts"))  # no human label: not counted
+    importance = {pid: (2.0 if i % 4 == 0 else 0.5) for i, pid in enumerate(human)}
+    report, _ = run_round(records, {"rules-only": {SHORTS}}, human, rules(NARROW, "n"),
+                          policy=GatePolicy(min_holdout=1), train=lambda *a: rules(BROAD, "b"), importance=importance)
+    trained = [pid for pid in human if not in_holdout(pid, 0.3)]
+    w = [importance[pid] for pid in trained]
+    assert report.importance == pytest.approx({"n": len(trained), "min": 0.5, "max": 2.0, "mean": sum(w) / len(w),
+                                               "effective": sum(w) ** 2 / sum(x * x for x in w)})
+    assert json.loads(report.to_json())["importance"]["n"] == len(trained)
+
+
+def test_importance_summary_of_equal_and_of_no_weights():
+    assert importance_summary(["a", "b", "c"], {}) == {"n": 3, "min": 1.0, "max": 1.0, "mean": 1.0, "effective": 3.0}
+    assert importance_summary([], {"a": 2.0}) == {"n": 0}
