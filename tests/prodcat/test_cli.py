@@ -148,7 +148,7 @@ IN_PROCESS = [
     (["train", SAMPLE, "--combiner", "x"], "--combiner: expected stacked, weighted or mean"),
     (["train", SAMPLE, "--folds", "1"], "'--folds'"),
     (["train", SAMPLE, "--pu", "2"], "'--pu'"),
-    (["train", SAMPLE, "--labels", "{tmp}/missing.jsonl"], "--labels: expected 'rules', 'truth' or an existing"),
+    (["train", SAMPLE, "--labels", "{tmp}/missing.jsonl"], "--labels: expected 'rules', 'weak', 'truth' or an existing"),
     (["evaluate"], "Missing argument"),
     (["evaluate", "{tmp}/notamodel"], "Missing argument"),
     (["evaluate", "/no/dir", SAMPLE], "model directory /no/dir does not exist"),
