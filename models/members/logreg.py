@@ -27,6 +27,7 @@ class LogReg(KerasMember):
 
     name = "logreg"
     consumes: ClassVar[frozenset[FeatureKind]] = frozenset({"tf_idf", "categorical"})
+    bias_layer: ClassVar[str] = "linear"
 
     def __init__(self, inputs: Mapping[str, InputSpec | Mapping[str, Any]], *, l2: float = 1e-7,
                  learning_rate: float = 5e-3, epochs: int = 30, patience: int = 3, **kwargs: Any) -> None:

@@ -27,8 +27,10 @@ class TextCNN(KerasMember):
 
     def __init__(self, inputs: Mapping[str, InputSpec | Mapping[str, Any]], *, word_dim: int = 64,
                  widths: Sequence[int] = (2, 3, 4), filters: int = 64, dropout: float = 0.5,
-                 **kwargs: Any) -> None:
-        super().__init__(inputs, **kwargs)
+                 learning_rate: float = 3e-3, prior_bias: bool = True, **kwargs: Any) -> None:
+        # 3e-3, not the base's 1e-3: 5 fixed epochs in retraining are too few at 1e-3. Flipkart true
+        # labels, micro-F1 with the prior bias: 0.899 at 1e-3, 0.938 at 3e-3 (issue 13.4)
+        super().__init__(inputs, learning_rate=learning_rate, prior_bias=prior_bias, **kwargs)
         if word_dim < 1 or filters < 1 or not widths or not 0 <= dropout < 1:
             raise ConfigError(f"expected word_dim >= 1, filters >= 1, at least one width and 0 <= dropout < 1, "
                               f"received word_dim={word_dim}, filters={filters}, widths={list(widths)}, "

@@ -24,6 +24,7 @@ class WideDeep(KerasMember):
 
     name = "wide_deep"
     consumes: ClassVar[frozenset[FeatureKind]] = frozenset({"tf_idf", "tokens", "categorical"})
+    bias_layer: ClassVar[str] = "deep_logits"  # the wide logits' bias stays 0: one bias per class is enough
 
     def __init__(self, inputs: Mapping[str, InputSpec | Mapping[str, Any]], *, hidden: Sequence[int] = (128, 64),
                  word_dim: int = 32, dropout: float = 0.2, l2: float = 1e-6, **kwargs: Any) -> None:
