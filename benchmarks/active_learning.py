@@ -289,7 +289,7 @@ def plot(summary: dict[str, dict[str, np.ndarray]], start_f1: float, rules_f1: f
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(8, 6))
     for name, s in summary.items():
         ax.plot(s["labels"], s["mean"], marker="o", ms=3, color=COLOURS[name],
                 label=f"{name} (n={len(s['seeds'])} seeds)")
@@ -306,7 +306,7 @@ def plot(summary: dict[str, dict[str, np.ndarray]], start_f1: float, rules_f1: f
     ax.set_ylabel("test micro-F1 vs truth")
     ax.set_title(f"Active learning on {args.dataset} ({args.products} products, depth <= {args.max_depth}, "
                  f"batch {args.batch}); mean, min-max band", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)  # below: curves may be anywhere
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
