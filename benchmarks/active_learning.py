@@ -317,18 +317,22 @@ def fmt(x: float | None) -> str:
     return "not reached" if x is None else f"{x:.0f}"
 
 
-def goals(summary: dict[str, dict[str, np.ndarray]], ceiling: float | None, dataset: str) -> list[str]:
+def goals(summary: dict[str, dict[str, np.ndarray]], ceiling: float | None, dataset: str, start_f1: float) -> list[str]:
     """The issue's three goals for the production strategy (stream), each MET / NOT MET with its number."""
     if "stream" not in summary or "random" not in summary:
         return ["## Goals", "", "Not assessed: they need both the random and the stream runs.", ""]
     stream, rnd = summary["stream"], summary["random"]
     target, random_labels = float(rnd["mean"][-1]), float(rnd["labels"][-1])
     need = labels_to_reach(stream["labels"], stream["mean"], target)
-    met_a = need is not None and need <= 0.5 * random_labels
+    # a random curve that ends at or below the start leaves nothing to reach: the start "reaches" it with 0 labels
+    moot = target <= start_f1
+    met_a = not moot and need is not None and need <= 0.5 * random_labels
     L = ["## Goals", "",
          f"- (a) The production strategy (stream) reaches random's final mean F1 ({target:.4f} at {random_labels:.0f} "
          f"labels) with <= 50% of random's labels: **{'MET' if met_a else 'NOT MET'}** — "
-         + (f"{need:.0f} labels ({need / random_labels:.0%})." if need is not None else "not reached.")]
+         + (f"random's final F1 is not above the start ({start_f1:.4f}): labels bought it nothing, so there is no "
+            "saving to measure." if moot else
+            f"{need:.0f} labels ({need / random_labels:.0%})." if need is not None else "not reached.")]
     final = float(stream["mean"][-1])
     if ceiling is None:
         L.append("- (b) Within 5 points of the all-truth ceiling: not assessed (no ceiling run finished).")
@@ -435,7 +439,7 @@ def report(args, info, starts, runs, elapsed: float, complete: bool, per_train: 
                      f"| {s['mean'][-1]:.4f} | {s['mean'][-1] - start_f1:+.4f} | "
                      + ("—" if ceiling is None else f"{100 * (ceiling - s['mean'][-1]):.1f} points") + " |")
         L.append("")
-    L += goals(summary, ceiling, args.dataset)
+    L += goals(summary, ceiling, args.dataset, start_f1)
     L += ["## Per-seed curves (test micro-F1 by round)", "", "| strategy | seed | " +
           " | ".join(str(k) for k in range(args.rounds + 1)) + " |", "|---" * (args.rounds + 3) + "|"]
     for r in sorted(curves, key=lambda r: (STRATEGIES.index(r["strategy"]), r["seed"])):
