@@ -165,6 +165,57 @@ def _weak(records: list[ProductRecord], ruleset: RuleSet, taxonomy: Taxonomy,
     return weak.label_sets, weak.weights
 
 
+def _taxonomy(taxonomy_file: Path | None, paths: list[list[str]], max_depth: int, min_support: int,
+              catalogue: Path) -> tuple[Taxonomy, dict[str, int], str]:
+    """The tree to learn (``--taxonomy`` or the catalogue's, cut), its support and what it is, in words."""
+    from models.labels import labels_from_paths
+    from prodcat.taxonomy import Taxonomy
+
+    if taxonomy_file is not None:
+        try:
+            taxonomy = Taxonomy.from_json(taxonomy_file.read_bytes())
+        except DataError as exc:
+            raise DataError(f"--taxonomy: {taxonomy_file}: {exc}; pass the taxonomy JSON `rules generate` wrote") from None
+        if len(taxonomy) == 0:
+            raise DataError(f"--taxonomy: {taxonomy_file} holds no category; pass a taxonomy JSON with categories")
+        return taxonomy, taxonomy.support(labels_from_paths(paths, taxonomy)), f"the taxonomy of {taxonomy_file}"
+    taxonomy, support = Taxonomy.from_catalogue(paths, max_depth=max_depth, min_support=min_support)
+    if len(taxonomy) == 0:
+        raise DataError(f"no category of {catalogue} has {min_support} products; lower --min-support")
+    return taxonomy, support, f"the catalogue's tree cut at depth {max_depth} and {min_support} products"
+
+
+def _training_labels(labels: str, rules: Path | None, records: list[ProductRecord], taxonomy: Taxonomy,
+                     support: dict[str, int], tree: str,
+                     ) -> tuple[list[set[str]], np.ndarray | None, RuleSet | None, str]:
+    """What ``--labels`` (and ``--rules``) train on: label sets, per-entry weights or None, the rules that
+    labelled (None for truth or a file) and what that is, in words, for the tables."""
+    from models.labels import labels_from_paths
+    from prodcat.catalogue import true_category_path
+    from prodcat.rules import RuleSet, generate_rules
+
+    if labels == "truth":
+        return labels_from_paths([true_category_path(r) for r in records], taxonomy), None, None, \
+            "the catalogue's own categories"
+    if labels not in ("rules", "weak"):
+        return _labels_file(Path(labels), records, taxonomy), None, None, f"the labels of {labels}"
+    if rules is not None:
+        try:
+            ruleset = RuleSet.load(rules, taxonomy)
+        except DataError as exc:
+            raise DataError(f"{exc}; the rules resolve in {tree}: pass the --taxonomy file written with them, "
+                            "or the --max-depth/--min-support they were generated with") from None
+        rules_from = f"the rules in {rules}"
+    else:
+        ruleset = generate_rules(taxonomy, support=support)
+        rules_from = "rules generated from the category names"
+    label_sets = [m.labels for m in ruleset.apply_many(records)]
+    if labels == "rules":
+        return label_sets, None, ruleset, f"the labels of {rules_from}"
+    weak_sets, weights = _weak(records, ruleset, taxonomy, label_sets)
+    return weak_sets, weights, ruleset, f"the label model over {rules_from} and the semantic matcher"
+
+
 def train(
     catalogue: Annotated[Path, typer.Argument(
         help="Catalogue file, e.g. ../shared/datasets/flipkart/products_20k_name_tree.csv.")],
@@ -221,53 +272,20 @@ def train(
     source = Catalogue.from_options(catalogue, preset, columns, mapping, no_header=no_header)
     # a missing or empty catalogue, or one that cannot be held out, fails before TensorFlow loads
     records, held_out = _holdout_split(_records(source, limit), holdout, folds, catalogue)
-    from models.labels import LabelWeighting, labels_from_paths
+    from models.labels import LabelWeighting
     from models.members import MEMBERS
     from models.registry import ModelRegistry
     from models.training import train_ensemble
     from prodcat.catalogue import true_category_path
-    from prodcat.rules import RuleSet, generate_rules
     from prodcat.settings import Settings
-    from prodcat.taxonomy import Taxonomy
 
     unknown = [m for m in names if m not in MEMBERS or m == "image_head"]
     if unknown or not names:
         raise ConfigError(f"--members: expected some of logreg, mlp, wide_deep, textcnn, gru, received {members!r}")
     config = _config(features, use_category)
     paths = [true_category_path(r) for r in records]
-    if taxonomy_file is not None:
-        taxonomy = Taxonomy.from_json(taxonomy_file.read_bytes())
-        support = taxonomy.support(labels_from_paths(paths, taxonomy))
-        tree = f"the taxonomy of {taxonomy_file}"
-    else:
-        taxonomy, support = Taxonomy.from_catalogue(paths, max_depth=max_depth, min_support=min_support)
-        tree = f"the catalogue's tree cut at depth {max_depth} and {min_support} products"
-    if len(taxonomy) == 0:
-        raise DataError(f"no category of {catalogue} has {min_support} products; lower --min-support")
-    ruleset, sample_weight = None, None
-    if labels == "truth":
-        label_sets = labels_from_paths(paths, taxonomy)
-        against = "the catalogue's own categories"
-    elif labels in ("rules", "weak"):
-        if rules is not None:
-            try:
-                ruleset = RuleSet.load(rules, taxonomy)
-            except DataError as exc:
-                raise DataError(f"{exc}; the rules resolve in {tree}: pass the --taxonomy file written with them, "
-                                "or the --max-depth/--min-support they were generated with") from None
-            rules_from = f"the rules in {rules}"
-        else:
-            ruleset = generate_rules(taxonomy, support=support)
-            rules_from = "rules generated from the category names"
-        label_sets = [m.labels for m in ruleset.apply_many(records)]
-        against = f"the labels of {rules_from}"
-        if labels == "weak":
-            label_sets, sample_weight = _weak(records, ruleset, taxonomy, label_sets)
-            against = f"the label model over {rules_from} and the semantic matcher"
-    else:
-        assert labels_path is not None
-        label_sets = _labels_file(labels_path, records, taxonomy)
-        against = f"the labels of {labels_path}"
+    taxonomy, support, tree = _taxonomy(taxonomy_file, paths, max_depth, min_support, catalogue)
+    label_sets, sample_weight, ruleset, against = _training_labels(labels, rules, records, taxonomy, support, tree)
     labelled = sum(bool(s) for s in label_sets)
     if labelled < folds * 2:
         raise DataError(f"only {labelled} of {len(records)} products have a label; label more or change --labels")

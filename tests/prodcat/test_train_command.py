@@ -113,6 +113,7 @@ def test_rules_and_taxonomy_from_rules_generate_match_train_by_default(catalogue
     (["--rules", "{tmp}/missing.yaml"], "--rules: file {tmp}/missing.yaml does not exist"),
     (["--taxonomy", "{tmp}/missing.json"], "--taxonomy: file {tmp}/missing.json does not exist"),
     (["--rules", "{tmp}/rules.yaml"], "unknown category 'Toys > Kites'"),
+    (["--taxonomy", "{tmp}/rules.yaml"], "--taxonomy: {tmp}/rules.yaml: taxonomy snapshot is not JSON"),
     (["--holdout", "0"], "--holdout: expected a fraction of the products above 0 and at most 0.9, received 0"),
     (["--holdout", "0.95"], "received 0.95"),
     (["--holdout", "half"], "'--holdout'"),
