@@ -1,9 +1,9 @@
 """Measure members one at a time on Flipkart 20k TRUE labels, by the models report's protocol (issue 13.4).
 
-Not a test (pytest does not collect it): the per-member rows of benchmarks/models.py's
+The per-member rows of benchmarks/models.py's
 ``truth (ceiling)`` variant without training the other members.
 
-    .venv/bin/python tests/models/measure_members_protocol.py [--members gru,textcnn,logreg]
+    .venv/bin/python benchmarks/members.py [--members gru,textcnn,logreg]
         [--params '{"gru": {"learning_rate": 0.001}}'] [--datasets ../shared/datasets] [--out FILE]
 
 Protocol (benchmarks/protocol.py, benchmarks/models.py): depth <= 4, categories with fewer than
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.protocol import split_and_taxonomy  # noqa: E402
