@@ -11,8 +11,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import redis
-from elasticsearch import AsyncElasticsearch, helpers
+from elasticsearch import AsyncElasticsearch, Elasticsearch, helpers
 
+from models.labels import LabelWeighting
+from models.registry import ModelRegistry
+from models.training import train_ensemble
 from prodcat.categoriser import Categoriser
 from prodcat.record import ProductRecord, parse_record
 from prodcat.settings import Settings
@@ -74,9 +77,6 @@ def default_trainer(settings: Settings, *, members: tuple[str, ...] = ("logreg",
     """
     def train(records: Sequence[ProductRecord], label_sets: Sequence[set[str]], taxonomy: Taxonomy,
               sample_weight: np.ndarray | None) -> Categoriser:
-        from models.labels import LabelWeighting
-        from models.training import train_ensemble
-
         # the models report's best setting for rule labels: unlabelled products weigh little or
         # nothing, and thresholds are tuned only on products that have a label
         weighting = LabelWeighting(pu_correction=True, unlabelled_weight=settings.retrain_unlabelled_weight)
@@ -96,10 +96,6 @@ def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), membe
     if not lock.set(LOCK, str(time.time()), nx=True, ex=6 * 3600):
         raise RetrainBusy("another retraining round is running (Redis lock prodcat:retrain:lock)")
     try:
-        from elasticsearch import Elasticsearch
-
-        from models.registry import ModelRegistry
-
         current = current_categoriser(settings)
         records, rule_labels, human, importance, total_labels = asyncio.run(_gather(settings, current.taxonomy))
         train = train or default_trainer(settings, members=members, folds=folds)
