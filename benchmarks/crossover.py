@@ -1,19 +1,20 @@
 """The crossover point: how many true labels, drawn at random, a model trained on them alone needs
 to match the model trained with no human label (BoxWRENCH's measure of weak supervision).
 
-    .venv/bin/python benchmarks/crossover.py [--datasets ../shared/datasets] [--members logreg]
+    .venv/bin/python benchmarks/crossover.py [--dataset flipkart|myntra-images|bigbasket] [--depth 4]
+        [--min-support 30] [--datasets ../shared/datasets] [--members logreg]
         [--sizes 50,100,200,400,800,1600,3200,6400] [--seeds 3]
 
-Protocol (the models report's, benchmarks/protocol.py): Flipkart 20k, depth <= 4, categories with
->= 30 training products (209), seeded 90/10 split; the category fields are dropped from the
-records (they are the truth). The no-human-label models train on all 18,000 training products:
+Protocol (the models report's, benchmarks/protocol.py): the dataset (default Flipkart 20k),
+depth <= 4, categories with >= 30 training products (209 on Flipkart), seeded 90/10 split; the
+category fields are dropped from the records (they are the truth). The no-human-label models train on all 18,000 training products:
 on the generated rules' labels (``prodcat train``'s default) and on the weak labels of
 ``models.weak_labels`` (rules + MiniLM semantic matcher + label model; ``--labels weak``). The
 random-label models train on the TRUE labels of ``k`` training products drawn at random (one draw
 per seed) and nothing else. Same members and ``train_ensemble`` defaults everywhere; micro-F1 on
 the 2,000 test products against the truth. The crossover is the first ``k`` (linear
 interpolation on the mean over seeds) at which the random-label model reaches each no-label
-model. Writes benchmarks/results/crossover.md, .json and .png.
+model. Writes benchmarks/results/crossover.md, .json and .png (Flipkart) or crossover_<dataset>.*.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.protocol import split_and_taxonomy  # noqa: E402
+from benchmarks.protocol import DATASETS, split_and_taxonomy  # noqa: E402
 from embedder.backends.minilm import MiniLMEncoder  # noqa: E402
 from models.labels import label_matrix, labels_from_paths  # noqa: E402
 from models.metrics import evaluate  # noqa: E402
@@ -63,11 +64,11 @@ def crossing(sizes: list[int], f1: list[float], target: float) -> float | None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    records = [parse_record(raw) for raw in read_catalogue(args.datasets / "flipkart" / "products_20k_name_tree.csv",
-                                                           "flipkart-names")]
+    path, preset = DATASETS[args.dataset]
+    records = [parse_record(raw) for raw in read_catalogue(args.datasets / path, preset)]
     paths = [true_category_path(r) for r in records]
     bare = [r.model_copy(update={"category": None, "category_path": []}) for r in records]
-    train_idx, test_idx, taxonomy, support = split_and_taxonomy(paths, depth=4, min_support=30)
+    train_idx, test_idx, taxonomy, support = split_and_taxonomy(paths, depth=args.depth, min_support=args.min_support)
     truth = labels_from_paths(paths, taxonomy)
     train, test = [bare[i] for i in train_idx], [bare[i] for i in test_idx]
     y_test = label_matrix([truth[i] for i in test_idx], taxonomy) > 0.5
@@ -100,7 +101,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             curves.setdefault(k, []).append(fit_and_score(rows, [truth[train_idx[j]] for j in rows], seed=seed))
             log(f"seed {seed}, {k} true labels: {curves[k][-1]:.4f}")
     mean = [float(np.mean(curves[k])) for k in args.sizes]
-    return {"members": args.members, "categories": len(taxonomy), "train": len(train), "test": len(test),
+    return {"dataset": args.dataset, "depth": args.depth, "min_support": args.min_support,
+            "members": args.members, "categories": len(taxonomy), "train": len(train), "test": len(test),
             "baselines": baselines, "sizes": args.sizes, "curves": {str(k): v for k, v in curves.items()},
             "mean": mean, "crossover": {name: crossing(args.sizes, mean, f1) for name, f1 in baselines.items()},
             "command": ".venv/bin/python benchmarks/crossover.py " + " ".join(sys.argv[1:])}
@@ -108,9 +110,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(result: dict[str, Any], minutes: float) -> str:
     lines = [
-        "# The crossover point: random true labels vs no human label (Flipkart, depth <= 4)", "",
+        f"# The crossover point: random true labels vs no human label ({result.get('dataset', 'flipkart')}, "
+        f"depth <= {result.get('depth', 4)})", "",
         f"`{result['command'].strip()}` in {minutes:.0f} min on this shared 2-core machine.", "",
-        f"{result['categories']} categories; {result['train']} training and {result['test']} test products; members "
+        f"{result['categories']} categories (>= {result.get('min_support', 30)} training products); {result['train']} training and {result['test']} test products; members "
         f"`{','.join(result['members'])}`; micro-F1 on the test products against the truth.", "",
         "| no-human-label model | test micro-F1 | true labels a model needs to match it (crossover) |",
         "|---|---|---|",
@@ -150,6 +153,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="flipkart")
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--min-support", type=int, default=30)
     parser.add_argument("--members", default="logreg")
     parser.add_argument("--sizes", default="50,100,200,400,800,1600,3200,6400")
     parser.add_argument("--seeds", type=int, default=3)
@@ -161,10 +167,12 @@ def main() -> None:
     started = time.perf_counter()
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "crossover.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(result, args.out / "crossover.png")
-    (args.out / "crossover.md").write_text(report(result, (time.perf_counter() - started) / 60))
-    print((args.out / "crossover.md").read_text())
+    stem = "crossover" if args.dataset == "flipkart" else f"crossover_{args.dataset}"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot(result, args.out / f"{stem}.png")
+    (args.out / f"{stem}.md").write_text(report(result, (time.perf_counter() - started) / 60).replace(
+        "crossover.png", f"{stem}.png"))
+    print((args.out / f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.protocol import split_and_taxonomy  # noqa: E402
+from benchmarks.no_human_labels import self_trained_variant, weak_variant  # noqa: E402
+from benchmarks.protocol import DATASETS, split_and_taxonomy  # noqa: E402
 from models.classifier import Classifier  # noqa: E402
 from models.config import FeatureConfig  # noqa: E402
 from models.ensemble import MeanEnsemble, StackedEnsemble, WeightedEnsemble  # noqa: E402
@@ -64,26 +65,19 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-SOURCES = {  # dataset -> (file under --datasets, catalogue preset)
-    "flipkart": ("flipkart/products_20k_name_tree.csv", "flipkart-names"),
-    "myntra": ("myntra/styles.csv", "myntra"),
-    "myntra-images": ("myntra/images.csv", "myntra-images"),  # the 10,000 products with a photo
-}
-
-
 def catalogue_of(dataset: str, args: argparse.Namespace) -> Catalogue:
     """A shared dataset by name, or a catalogue file read with the mapping options (as `prodcat train` does)."""
-    if dataset in SOURCES:
-        path, preset = SOURCES[dataset]
+    if dataset in DATASETS:
+        path, preset = DATASETS[dataset]
         return Catalogue(args.datasets / path, preset)
     if not Path(dataset).is_file():
-        raise SystemExit(f"error: unknown dataset {dataset!r}; expected one of {sorted(SOURCES)} or a catalogue file")
+        raise SystemExit(f"error: unknown dataset {dataset!r}; expected one of {sorted(DATASETS)} or a catalogue file")
     return Catalogue.from_options(Path(dataset), args.preset, args.columns, args.mapping, no_header=args.no_header)
 
 
 def dataset_name(dataset: str) -> str:
     """The report's name for a dataset: its own name, or a catalogue file's name without extension."""
-    return dataset if dataset in SOURCES else Path(dataset).stem
+    return dataset if dataset in DATASETS else Path(dataset).stem
 
 
 def load(dataset: str, args: argparse.Namespace) -> tuple[list, list[list[str]]]:
@@ -217,25 +211,49 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     members = [m for m in args.members.split(",") if m]
     train_vectors = None if vectors is None else vectors[train_idx]
     test_vectors = None if vectors is None else vectors[test_idx]
-    variants = []
-    for spec in filter(None, args.variants.split(",")):
-        # "rules" | "truth" | "pu:<unlabelled weight>[:labelled]" (PU weighting, tuned on labelled rows)
+    variants: list[tuple[str, np.ndarray, LabelWeighting, str, np.ndarray | None]] = []
+    specs = [spec for spec in args.variants.split(",") if spec]
+    if {"weak", "self"} & set(specs):  # the no-human-label sources, on the training products only
+        weak, result["weak_labels"] = weak_variant(train_records, rules, taxonomy, y_true[train_idx],
+                                                   y_rule[train_idx], threads=args.threads, log=log)
+    for spec in specs:
+        # "rules" | "weak" | "self" | "truth" | "pu:<unlabelled weight>[:labelled]" (PU weighting, tuned on
+        # labelled rows)
         kind, *rest = spec.split(":")
         if kind == "truth":
-            variants.append(("truth (ceiling)", y_true, LabelWeighting(), "all"))
+            variants.append(("truth (ceiling)", y_true, LabelWeighting(), "all", None))
         elif kind == "rules":
-            variants.append(("rules", y_rule, LabelWeighting(), "all"))
+            variants.append(("rules", y_rule, LabelWeighting(), "all", None))
+        elif kind in ("weak", "self"):
+            label_sets, weights = weak.label_sets, weak.weights
+            if kind == "self":
+                views = [v.split("+") for v in args.self_views.split("|") if v]
+                views = [v for v in views if "image_head" not in v or vectors is not None]
+                text_config = config.with_fields(image={"kind": "drop"})
+                label_sets, weights, result["self_training"] = self_trained_variant(
+                    train_records, weak, taxonomy, y_true[train_idx], views=views, config=config,
+                    text_config=text_config, image_vectors=train_vectors, test=test, test_vectors=test_vectors,
+                    y_test=y_true[test_idx], rounds=args.self_rounds, min_probability=args.self_min_probability,
+                    beta=args.beta, log=log)
+            y = np.zeros_like(y_true)
+            y[train_idx] = taxonomy.to_matrix(label_sets)
+            full = np.ones_like(y_true)
+            full[train_idx] = weights
+            variants.append(("weak labels" if kind == "weak" else "weak labels + self-training", y, LabelWeighting(),
+                             "all", full))
         else:
             tune = "labelled" if rest[1:] == ["labelled"] else "all"
             variants.append((f"rules+pu{rest[0]}" + ("+tune-labelled" if tune == "labelled" else ""), y_rule,
-                             LabelWeighting(pu_correction=True, unlabelled_weight=float(rest[0])), tune))
-    for label, y, weighting, tune_on in variants:
+                             LabelWeighting(pu_correction=True, unlabelled_weight=float(rest[0])), tune, None))
+    for label, y, weighting, tune_on, entry_weights in variants:
         def train(names: list[str], combiner: str = "stacked", label: str = label, y: np.ndarray = y,
-                  weighting: LabelWeighting = weighting, tune_on: str = tune_on) -> Classifier:
+                  weighting: LabelWeighting = weighting, tune_on: str = tune_on,
+                  entry_weights: np.ndarray | None = entry_weights) -> Classifier:
             return train_ensemble(
                 train_records, taxonomy.from_matrix(y[train_idx]), taxonomy, config=config, members=names,
                 combiner=combiner, beta=args.beta, folds=args.folds, weighting=weighting, tune_on=tune_on,
                 keep_oof=True, image_vectors=train_vectors,
+                sample_weight=None if entry_weights is None else entry_weights[train_idx],
                 on_progress=lambda stage, done, total: log(f"  {label}: {stage} ({done}/{total})"))
 
         t0 = time.perf_counter()
@@ -439,7 +457,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--dataset", default="flipkart",
-                        help=f"comma-separated: {', '.join(SOURCES)} (under --datasets) or catalogue files")
+                        help=f"comma-separated: {', '.join(DATASETS)} (under --datasets) or catalogue files")
     parser.add_argument("--preset", default="auto", help="format of a catalogue file given as --dataset")
     parser.add_argument("--columns", default=None, help="which column holds which field (as prodcat --columns)")
     parser.add_argument("--mapping", type=Path, default=None, help="a column mapping file (as prodcat --mapping)")
@@ -454,7 +472,13 @@ def main() -> None:
     parser.add_argument("--images", action="store_true",
                         help="photos -> EfficientNet-Lite0 vectors -> image_head member (datasets with photos)")
     parser.add_argument("--variants", default="rules,pu:0.1,truth",
-                        help="comma-separated: rules | truth | pu:<unlabelled weight>[:labelled]")
+                        help="comma-separated: rules | weak | self | truth | pu:<unlabelled weight>[:labelled]")
+    parser.add_argument("--self-views", default="logreg|image_head",
+                        help="self-training's teacher views: member lists joined by '+', views by '|' (image_head "
+                             "only where there are photos)")
+    parser.add_argument("--self-rounds", type=int, default=2)
+    parser.add_argument("--self-min-probability", type=float, default=0.9)
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads for the MiniLM encoder")
     parser.add_argument("--merge", type=Path, default=None, help="add the variants of an earlier models.json")
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--beta", type=float, default=0.5)

@@ -12,6 +12,13 @@ import numpy as np
 
 from prodcat.taxonomy import Taxonomy
 
+DATASETS = {  # the report's name -> (file under ../shared/datasets, catalogue preset)
+    "flipkart": ("flipkart/products_20k_name_tree.csv", "flipkart-names"),
+    "myntra": ("myntra/styles.csv", "myntra"),
+    "myntra-images": ("myntra/images.csv", "myntra-images"),  # the 10,000 products with a photo
+    "bigbasket": ("bigbasket/products_27k.csv", "bigbasket"),
+}
+
 
 def split_and_taxonomy(paths: Sequence[Sequence[str]], *, depth: int, min_support: int,
                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, Taxonomy, dict[str, int]]:

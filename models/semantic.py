@@ -316,9 +316,13 @@ class SemanticMatcher:
 
     def predict(self, records: Sequence[ProductRecord]) -> np.ndarray:
         """``(n, C)`` bool: the best category and its ancestors where the similarity clears the threshold."""
-        best, sim = self._best(records)
+        return self.decide(self.similarity(records))
+
+    def decide(self, similarity: np.ndarray) -> np.ndarray:
+        """:meth:`predict` from an ``(n, C)`` :meth:`similarity` already computed (embedding is the cost)."""
+        best = similarity.argmax(axis=1) if similarity.size else np.zeros(0, dtype=np.int64)
         chains = self._chains(best)
-        chains[sim < self._threshold()] = False
+        chains[similarity[np.arange(len(best)), best] < self._threshold()] = False
         return chains
 
     def predict_proba(self, records: Sequence[ProductRecord]) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import yaml
 
 from models.semantic import SemanticMatcher
-from models.weak_labels import weak_labels
+from models.weak_labels import seed_unlabelled, weak_labels
 from prodcat.record import ProductRecord
 from prodcat.rules import RuleSet
 from prodcat.taxonomy import Taxonomy
@@ -36,6 +36,26 @@ def test_the_matcher_labels_a_category_no_rule_reaches() -> None:
     assert weak.weights.shape == weak.proba.shape == (len(records), len(TAXONOMY))
     assert ((weak.weights >= 0.5) & (weak.weights <= 1.0)).all()  # the weight of the side of 0.5 it is on
     assert {s.name for s in weak.sources} >= {"rule:shoes", "rule:sandals", "rule:cookware", "semantic:depth2"}
+    assert weak.seeded == []  # every category got a label from a source
+
+
+def test_a_category_no_source_labels_gets_its_most_similar_products_at_low_weight() -> None:
+    taxonomy = Taxonomy.from_paths([["Toys", "Kites"], ["Toys", "Cars"], ["Kitchen"]])
+    kites, cars, toys = taxonomy.find(["Toys", "Kites"]), taxonomy.find(["Toys", "Cars"]), taxonomy.find(["Toys"])
+    y = np.zeros((6, len(taxonomy)), np.float32)
+    y[0, [taxonomy.index(toys), taxonomy.index(cars)]] = 1.0  # cars and its parent are labelled once
+    weights = np.full_like(y, 0.9)
+    similarity = np.full_like(y, 0.1)
+    similarity[[4, 2, 5], taxonomy.index(kites)] = [0.8, 0.7, 0.6]
+    similarity[:, taxonomy.index(taxonomy.find(["Kitchen"]))] = -1.0  # empty texts: nothing to go on
+
+    seeded = seed_unlabelled(y, weights, similarity, taxonomy, per_category=2, weight=0.5)
+
+    assert seeded == [kites]  # Kitchen has no usable similarity; Toys and Cars have labels
+    assert taxonomy.from_matrix(y > 0.5) == [{toys, cars}, set(), {toys, kites}, set(), {toys, kites}, set()]
+    k, t = taxonomy.index(kites), taxonomy.index(toys)
+    assert weights[[2, 4], k].tolist() == [0.5, 0.5] and weights[[2, 4], t].tolist() == [0.5, 0.5]
+    assert weights[0, t] == np.float32(0.9)  # an existing label keeps its weight
 
 
 def test_without_a_matcher_the_label_model_weighs_the_rules_alone() -> None:
