@@ -15,7 +15,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from models.classifier import Classifier
+    from models.config import FeatureConfig
     from models.training import CombinerKind
     from prodcat.record import ProductRecord
     from prodcat.rules import RuleSet
@@ -165,6 +166,27 @@ def _weak(records: list[ProductRecord], ruleset: RuleSet, taxonomy: Taxonomy,
     return weak.label_sets, weak.weights
 
 
+def _self_trained(records: list[ProductRecord], label_sets: list[set[str]], weights: np.ndarray | None,
+                  taxonomy: Taxonomy, config: FeatureConfig, rounds: int,
+                  folds: int) -> tuple[list[set[str]], np.ndarray, list[dict[str, int]]]:
+    """``--self-training ROUNDS``: a logreg teacher's confident out-of-fold pairs join the labels, round by round."""
+    import numpy as np
+
+    from models.self_training import self_train
+    from models.training import train_ensemble
+
+    def fit(sets: list[set[str]], w: np.ndarray, members: Sequence[str]) -> Classifier:
+        return train_ensemble(records, sets, taxonomy, config=config, members=members, folds=folds,
+                              sample_weight=w, keep_oof=True)
+
+    start = np.ones((len(records), len(taxonomy)), np.float32) if weights is None else weights
+    result = self_train(label_sets, start, taxonomy, fit, views=[["logreg"]], rounds=rounds,
+                        on_round=lambda r, _: err.print(f"self-training round {r.round}: {r.added_pairs} pairs "
+                                                        f"added on {r.added_products} products"))
+    added = [{"round": r.round, "added_pairs": r.added_pairs, "added_products": r.added_products} for r in result.rounds]
+    return result.label_sets, result.weights, added
+
+
 def _taxonomy(taxonomy_file: Path | None, paths: list[list[str]], max_depth: int, min_support: int,
               catalogue: Path) -> tuple[Taxonomy, dict[str, int], str]:
     """The tree to learn (``--taxonomy`` or the catalogue's, cut), its support and what it is, in words."""
@@ -248,6 +270,10 @@ def train(
     tune_on_labelled: Annotated[bool, typer.Option(
         "--tune-on-labelled", help="Fit the combiner and thresholds only on labelled products (rule labels: "
                                    "a product no rule fired on is not a negative).")] = False,
+    self_training: Annotated[int, typer.Option(
+        "--self-training", min=0, max=10, help="Rounds of self-training before the final fit: a logreg teacher's "
+                                               "confident predictions (>= 0.9, out-of-fold) on pairs without a label "
+                                               "become labels.")] = 0,
     limit: LimitOpt = None,
     features: Annotated[Optional[Path], typer.Option(help="Feature config YAML (default: models/features.yaml).")] = None,
     use_category: UseCategoryOpt = False,
@@ -289,6 +315,11 @@ def train(
     labelled = sum(bool(s) for s in label_sets)
     if labelled < folds * 2:
         raise DataError(f"only {labelled} of {len(records)} products have a label; label more or change --labels")
+    rounds: list[dict[str, int]] = []
+    if self_training:
+        label_sets, sample_weight, rounds = _self_trained(records, label_sets, sample_weight, taxonomy, config, self_training,
+                                                  folds)
+        against += f", then {self_training} rounds of self-training"
     weighting = LabelWeighting(pu_correction=pu is not None, unlabelled_weight=pu if pu is not None else 0.2)
     err.print(f"{len(records)} products, {len(taxonomy)} categories, {labelled} labelled ({labels})"
               + (f", {len(held_out)} held out" if held_out else ""))
@@ -310,6 +341,7 @@ def train(
         print_json({"version": version, "path": str(store.path(version)), "seconds": round(seconds, 1),
                     "products": len(records), "categories": len(taxonomy), "labelled": labelled,
                     "validation": {"against": against, "scores": validation},
+                    **({"self_training": rounds} if self_training else {}),
                     **({"holdout": {"products": len(held_out), "against": "the catalogue's own categories",
                                     "ids": [r.id for r in held_out], "scores": held_out_scores}}
                        if held_out_scores is not None else {})})

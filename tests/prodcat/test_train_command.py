@@ -156,3 +156,13 @@ def test_weak_labels_train_from_the_rules_and_the_semantic_matcher(catalogue, tm
     assert result["validation"]["against"] == ("the label model over rules generated from the category names "
                                                "and the semantic matcher")
     assert set(result["holdout"]["scores"]) == {"model", "rules"}
+
+
+def test_self_training_rounds_run_before_the_final_fit_and_are_reported(catalogue, tmp_path, capsys):
+    result = train([str(catalogue), "--self-training", "2", "--holdout", "0.25"], tmp_path, capsys)
+    assert result["validation"]["against"] == ("the labels of rules generated from the category names, "
+                                               "then 2 rounds of self-training")
+    rounds = result["self_training"]
+    assert 1 <= len(rounds) <= 2 and [r["round"] for r in rounds] == list(range(1, len(rounds) + 1))
+    assert all(r["added_pairs"] >= r["added_products"] >= 0 for r in rounds)
+    assert len(rounds) == 2 or rounds[-1]["added_pairs"] == 0  # it stops early only when a round adds nothing
