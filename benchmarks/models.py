@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/models.py [--datasets ../shared/datasets] [--limit N] [--depth 4]
         [--min-support 30] [--members logreg,mlp,wide_deep,textcnn,gru] [--joint mlp,textcnn]
-        [--images] [--dataset flipkart,myntra-images,myntra | --dataset PATH [--preset P]
-        [--columns C] [--mapping FILE] [--no-header]] [--out DIR]
+        [--images] [--dataset flipkart,myntra-images,myntra,bigbasket | --dataset PATH [--preset P]
+        [--columns C] [--mapping FILE] [--no-header]] [--variants rules,weak,self,truth]
+        [--self-views 'logreg|image_head'] [--self-rounds 2] [--out DIR]
 
 ``--dataset`` names shared datasets or catalogue files: a PATH is read like ``prodcat train``
 reads it (the same ``--preset``, ``--columns``, ``--mapping`` and ``--no-header``; see the README's
@@ -12,7 +13,9 @@ reads it (the same ``--preset``, ``--columns``, ``--mapping`` and ``--no-header`
 Protocol per dataset: the category fields ARE the label, so they are dropped from the inputs.
 Taxonomy = true paths cut at ``--depth``, categories with fewer than ``--min-support`` training
 products pruned. Fixed seeded 90/10 split. Rule labels = ``generate_rules`` on the FULL pruned
-taxonomy (with support counts), applied to every title. Each variant trains the whole
+taxonomy (with support counts), applied to every title. Weak labels and self-training
+(benchmarks/no_human_labels.py) label the training products only, without reading the truth.
+Each variant (``--variants``: rules, weak, self, truth, pu:<weight>[:labelled]) trains the whole
 classifier (out-of-fold stacking, thresholds tuned with beta=0.5 on the held-out OOF part,
 members refit) and is scored on the test 10% against the rule labels and against the truth.
 Every member, the mean/weighted/stacked ensembles (same OOF, same thresholding protocol; with
