@@ -5,8 +5,21 @@ validation probabilities, with ``beta < 1`` (0.5 by default) so a false positive
 a false negative. The candidates are the column's sorted unique probabilities: threshold ``t`` means
 "predict when ``p >= t``", so the chosen ``t`` is the probability of the least confident
 validation product still predicted. Ties in F-beta go to the higher threshold (fewer predictions).
+A threshold whose precision is no better than the column's positive rate (chance: predicting
+every product, say) is not a candidate, though its F-beta is above 0; a category with no better
+threshold is never predicted on its own (:data:`NEVER`).
 With ``min_precision`` only thresholds whose validation precision reaches it are candidates; a
 category that cannot reach it is never predicted on its own (threshold :data:`NEVER`).
+
+**Micro floor** (``micro_floor=True``, the default): a category's own threshold also needs a
+validation precision of at least ``F / (1 + beta^2)``, ``F`` the pooled F-beta at the global
+threshold (:attr:`Thresholds.precision_floor_`). Adding predictions of precision ``q`` to a pool
+of F-beta ``F`` raises the pooled (micro) F-beta only if ``q > F / (1 + beta^2)``, so below the
+floor a category's decisions cost the micro metric the promotion gate uses. Without it a category
+whose few validation positives the model ranks low (one that only human labels name: 3
+positives, probabilities near 0) takes the threshold that catches one of them, as an F-beta of
+0.01 beats 0, and is decided with its ancestors for a fifth of the products or all of them
+(issue 14: Flipkart active learning, micro-F1 0.79 -> 0.51 from one round to the next).
 
 A category with fewer than ``min_support`` validation positives cannot be tuned reliably; it gets
 the **global threshold**, tuned the same way on all columns pooled (a random subsample of at most
@@ -83,6 +96,11 @@ def _search(probs: np.ndarray, y: np.ndarray, *, beta: float, min_precision: flo
         valid = np.ones_like(ps, dtype=bool)
         valid[:-1] = ps[:-1] != ps[1:]
         valid &= ps > -np.inf
+        # a cut must beat chance: precision above the column's positive rate (or no false positive, for a
+        # column positive on every row). Predicting every row scores F-beta > 0 whenever the column has a
+        # positive, so without this a category whose few validation positives rank at the bottom (tied
+        # at probability 0, say) gets threshold 0 and is decided, with its ancestors, for every product
+        valid &= (tp * n > tp[-1] * (tp + fp)) | (fp == 0)
         if min_precision is not None:
             valid &= tp / (tp + fp) >= min_precision
         score[~valid] = -1.0
@@ -120,16 +138,19 @@ class Thresholds:
     Hyper-parameters (only here): ``beta`` (< 1 favours precision), ``min_support`` (validation
     positives a category needs for its own threshold), ``min_precision`` (optional floor on a
     category's validation precision), ``hierarchical`` (bottom-up tuning when a taxonomy is given),
-    ``max_pooled`` and ``seed`` (the subsample the global threshold is tuned on).
+    ``max_pooled`` and ``seed`` (the subsample the global threshold is tuned on), ``micro_floor``
+    (the precision floor of the module docstring).
 
     Learned (after :meth:`fit` or :meth:`from_dict`): ``thresholds_`` (C,), ``global_threshold_``,
     ``support_`` (validation positives per category), ``fallback_`` (True where the global
     threshold is used), ``parents_`` (parent column per category, -1 at the top; ``None`` when
-    fitted without a taxonomy, then :meth:`decide` does not close).
+    fitted without a taxonomy, then :meth:`decide` does not close), ``precision_floor_`` (the
+    validation precision an own threshold needed: the micro floor or ``min_precision``, the larger).
     """
 
     def __init__(self, *, beta: float = 0.5, min_support: int = 5, min_precision: float | None = None,
-                 hierarchical: bool = True, max_pooled: int = 2_000_000, seed: int = 0) -> None:
+                 hierarchical: bool = True, max_pooled: int = 2_000_000, seed: int = 0,
+                 micro_floor: bool = True) -> None:
         if not beta > 0:
             raise ConfigError(f"Expected beta > 0 (e.g. 0.5 to favour precision). Received: beta={beta}")
         if min_support < 1:
@@ -144,6 +165,8 @@ class Thresholds:
         self.hierarchical = bool(hierarchical)
         self.max_pooled = int(max_pooled)
         self.seed = int(seed)
+        self.micro_floor = bool(micro_floor)
+        self.precision_floor_: float | None = None  # the own thresholds' precision floor (min_precision included)
         self.thresholds_: np.ndarray | None = None
         self.global_threshold_: float | None = None
         self.support_: np.ndarray | None = None
@@ -156,7 +179,8 @@ class Thresholds:
 
     def get_config(self) -> dict[str, Any]:
         return {"beta": self.beta, "min_support": self.min_support, "min_precision": self.min_precision,
-                "hierarchical": self.hierarchical, "max_pooled": self.max_pooled, "seed": self.seed}
+                "hierarchical": self.hierarchical, "max_pooled": self.max_pooled, "seed": self.seed,
+                "micro_floor": self.micro_floor}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Thresholds:
@@ -190,13 +214,15 @@ class Thresholds:
                                 for c in taxonomy.ids], dtype=np.int64)
         support = y.sum(axis=0).astype(np.int64)
         fallback = support < self.min_support
-        glob = self._global(probs, y)
+        glob, pooled_f = self._global(probs, y)
+        floor = max(self.min_precision or 0.0, pooled_f / (1.0 + self.beta**2) if self.micro_floor else 0.0)
+        self.precision_floor_ = floor
         thresholds = np.full(n_cols, glob)
         if parents is None or not self.hierarchical:
             own = np.flatnonzero(~fallback)
-            thresholds[own] = _search(probs[:, own], y[:, own], beta=self.beta, min_precision=self.min_precision)
+            thresholds[own] = _search(probs[:, own], y[:, own], beta=self.beta, min_precision=floor or None)
         else:
-            self._fit_bottom_up(probs, y, parents, fallback, thresholds)
+            self._fit_bottom_up(probs, y, parents, fallback, thresholds, floor or None)
         self.thresholds_ = thresholds
         self.global_threshold_ = glob
         self.support_ = support
@@ -206,15 +232,21 @@ class Thresholds:
         self._table = None if parents is None else _ancestor_table(parents)
         return self
 
-    def _global(self, probs: np.ndarray, y: np.ndarray) -> float:
+    def _global(self, probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """The global threshold and the pooled F-beta it reaches (on the same subsample)."""
         flat_p, flat_y = probs.reshape(-1, 1), y.reshape(-1, 1)
         if flat_p.shape[0] > self.max_pooled:
             pick = np.random.default_rng(self.seed).choice(flat_p.shape[0], self.max_pooled, replace=False)
             flat_p, flat_y = flat_p[pick], flat_y[pick]
-        return float(_search(flat_p, flat_y, beta=self.beta, min_precision=self.min_precision)[0])
+        glob = float(_search(flat_p, flat_y, beta=self.beta, min_precision=self.min_precision)[0])
+        with np.errstate(invalid="ignore"):
+            pred = flat_p[:, 0] >= glob
+        truth = flat_y[:, 0]
+        tp, fp = float((pred & truth).sum()), float((pred & ~truth).sum())
+        return glob, float(_fbeta_counts(np.array(tp), np.array(fp), np.array(float(truth.sum())), self.beta))
 
     def _fit_bottom_up(self, probs: np.ndarray, y: np.ndarray, parents: np.ndarray, fallback: np.ndarray,
-                       thresholds: np.ndarray) -> None:
+                       thresholds: np.ndarray, min_precision: float | None) -> None:
         """Deepest level first; a column's forced rows are those where a child column is decided positive."""
         depth = np.zeros(len(parents), dtype=np.int64)
         for c in range(len(parents)):  # column order puts parents first
@@ -231,7 +263,7 @@ class Thresholds:
                 forced = (decided[:, children].astype(np.float32) @ incidence) > 0
             own = ~fallback[cols]
             thresholds[cols[own]] = _search(probs[:, cols[own]], y[:, cols[own]], beta=self.beta,
-                                            min_precision=self.min_precision, forced=forced[:, own])
+                                            min_precision=min_precision, forced=forced[:, own])
             with np.errstate(invalid="ignore"):
                 decided[:, cols] = forced | (probs[:, cols] >= thresholds[cols])
 
@@ -289,6 +321,7 @@ class Thresholds:
             "config": self.get_config(),
             "thresholds": [float(v) for v in self.thresholds_],
             "global_threshold": self.global_threshold_,
+            "precision_floor": self.precision_floor_,
             "support": [int(v) for v in self.support_],
             "fallback": [bool(v) for v in self.fallback_],
             "parents": None if self.parents_ is None else [int(v) for v in self.parents_],
@@ -303,6 +336,7 @@ class Thresholds:
         self = cls.from_config(data["config"])
         self.thresholds_ = np.asarray(data["thresholds"], dtype=np.float64)
         self.global_threshold_ = float(data["global_threshold"])
+        self.precision_floor_ = data.get("precision_floor")  # absent in snapshots older than the floor
         self.support_ = np.asarray(data["support"], dtype=np.int64)
         self.fallback_ = np.asarray(data["fallback"], dtype=bool)
         if data["parents"] is not None:

@@ -49,6 +49,40 @@ def test_min_precision_constraint() -> None:
     assert not never.decide(np.array([[1.0]], dtype=np.float32)).any()
 
 
+
+def test_a_threshold_no_better_than_chance_is_never_taken() -> None:
+    # the positives tie with negatives at probability 0 (float32 underflow): only "predict every row"
+    # reaches them, F0.5 = 0.405 > 0, yet precision 3/8 is the column's positive rate: chance
+    probs = np.array([[0.9], [0.8], [0.7], [0.0], [0.0], [0.0], [0.0], [0.0]])
+    y = np.array([[0], [0], [0], [1], [1], [1], [0], [0]])
+    fitted = Thresholds(min_support=1, micro_floor=False).fit(probs, y)
+    assert fitted.thresholds_.tolist() == [NEVER]
+    assert not fitted.decide(probs).any()
+    # a column positive on every row has no cut better than chance, and needs none
+    everywhere = Thresholds(min_support=1, micro_floor=False).fit(np.full((4, 1), 0.5), np.ones((4, 1)))
+    assert everywhere.thresholds_.tolist() == [0.5]
+
+
+def test_micro_floor_keeps_a_poorly_ranked_rare_category_from_being_decided() -> None:
+    # column 0: 40 positives, perfectly ranked (pooled F0.5 at the global threshold 0.9: 40 tp, 0 fp,
+    # 3 fn -> 0.985). Column 1: 3 positives at p = 0.3 below 27 negatives at 0.5. Its best own cut,
+    # 0.3, has F0.5 = 0.12 > 0 at precision 0.1: it would decide the category for 30% of the rows,
+    # and predictions of precision 0.1 lower the pooled F-beta (they need > 0.985 / 1.25 = 0.788)
+    probs = np.full((100, 2), 0.1)
+    y = np.zeros((100, 2), dtype=bool)
+    probs[:40, 0], y[:40, 0] = 0.9, True
+    probs[40:67, 1] = 0.5
+    probs[[80, 85, 90], 1], y[[80, 85, 90], 1] = 0.3, True
+    loose = Thresholds(min_support=1, micro_floor=False).fit(probs, y)
+    assert loose.thresholds_[1] == pytest.approx(0.3) and loose.decide(probs)[:, 1].sum() == 30
+    fitted = Thresholds(min_support=1).fit(probs, y)
+    pooled = 1.25 * 40 / (1.25 * 40 + 0.25 * 3)
+    assert fitted.precision_floor_ == pytest.approx(pooled / 1.25)
+    assert fitted.thresholds_.tolist() == [0.9, NEVER]
+    assert not fitted.decide(probs)[:, 1].any()
+    # min_precision still applies when it is the higher floor
+    assert Thresholds(min_support=1, min_precision=0.95).fit(probs, y).precision_floor_ == 0.95
+
 def test_matches_brute_force_on_random_columns() -> None:
     rng = np.random.default_rng(3)
     y = rng.random((300, 40)) < 0.15
