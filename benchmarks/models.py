@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -286,6 +287,8 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
             f"{scores['throughput_per_s']}/s")
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["command"] = "benchmarks/models.py " + " ".join(sys.argv[1:])
+    result["commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                      text=True).stdout.strip() or "unknown"
     return result
 
 

@@ -123,7 +123,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     for dataset, r in results.items():
         info = r["info"]
         depth = info["taxonomy"]["max_depth"]
-        lines += [f"## {dataset}", "", f"`{r.get('command', 'benchmarks/models.py')}`", "",
+        lines += [f"## {dataset}", "", f"`{r.get('command', 'benchmarks/models.py')}`"
+                  + (f" (code at commit {r['commit']})" if "commit" in r else ""), "",
                   f"{info['n_records']} products ({info['n_train']} train / {info['n_test']} test), "
                   f"{info['taxonomy']['categories']} categories (depth <= {depth}, support >= {info['min_support']}); "
                   f"{info['rules']} generated rules label {info['rule_coverage_train']:.0%} of training products "
