@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/active_learning.py [--dataset myntra|flipkart|bigbasket] [--products 4000
         --rounds 10 --batch 50 --seeds 3] [--max-depth 3] [--test-size N] [--members logreg,mlp] [--jobs 2]
         [--strategies random,uncertainty,...] [--human-weight 1] [--correct-rules] [--unlabelled-weight W]
-        [--tune-on all|labelled] [--resume]
+        [--tune-on all|labelled] [--fine-tune EPOCHS] [--resume]
 
 Protocol. A fixed random subset of ``--products`` products of the dataset (Myntra styles.csv: truth =
 master > sub > articleType; Flipkart 20k: truth = its category tree; BigBasket 27k: truth = category >
@@ -21,7 +21,10 @@ selection: ``retrain.selection.StreamSelection`` replays the pool as one simulat
 worker's sampler (``prodcat.sampling``) with a budget of ``--batch`` per day, and its labels weigh the
 self-normalised 1/p over all labels so far, computed by ``retrain.job.training_weights`` as in the
 retrain service. The model is retrained on
-all dev products and scored (micro-F1) on the test split against the TRUE categories. Each seed
+all dev products and scored (micro-F1) on the test split against the TRUE categories; with
+``--fine-tune EPOCHS`` round 1 still trains from scratch and every later round fine-tunes the previous
+round's model for EPOCHS epochs per member (``train_ensemble(init=...)``: its featuriser, its members'
+weights as the start); the training seconds of every round are kept beside its F1. Each seed
 changes the training seed and the selection RNG (subset and split stay fixed). The **ceiling** of a
 seed is the same model trained on the TRUE labels of every dev product (what labelling the whole
 pool would give), scored on the same test split.
@@ -50,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.active_learning_report import CEILING, STRATEGIES, plot, png_name, report, summarise  # noqa: E402
+from models.classifier import Classifier  # noqa: E402
 from models.config import FeatureConfig  # noqa: E402
 from models.labels import LabelWeighting, label_matrix, labels_from_paths  # noqa: E402
 from models.metrics import evaluate  # noqa: E402
@@ -78,7 +82,7 @@ SOURCES = {"myntra": ("myntra/styles.csv", "myntra"),  # truth: master > sub > a
 # what a finished run depends on: --resume reuses runs only when these are the same
 SETTINGS = ("dataset", "products", "max_depth", "test_size", "min_support", "rounds", "batch", "members", "folds",
             "epochs_logreg", "epochs_mlp", "title_tokens", "human_weight", "correct_rules", "unlabelled_weight",
-            "tune_on")
+            "tune_on", "fine_tune")
 
 
 def log(message: str) -> None:
@@ -167,8 +171,11 @@ def data(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def train_and_score(args: argparse.Namespace, human: dict[str, ProductLabels], weights: dict[str, float] | None,
-                    seed: int) -> tuple[float, Pool, float, list[int]]:
-    """Retrain on all dev products (rule labels, human-overridden); test micro-F1 and the pool of unlabelled rows."""
+                    seed: int, init: Classifier | None = None) -> tuple[float, Pool, float, list[int], Classifier]:
+    """Retrain on all dev products (rule labels, human-overridden); test micro-F1, the pool of unlabelled rows.
+
+    ``init``: fine-tune that classifier for ``--fine-tune`` epochs per member instead of training from scratch.
+    """
     d = data(args)
     taxonomy = d["taxonomy"]
     targets = training_targets(d["rule_labels"], human, taxonomy)
@@ -176,13 +183,14 @@ def train_and_score(args: argparse.Namespace, human: dict[str, ProductLabels], w
     # the same function as the retrain service, rule-trust correction included with --correct-rules
     sw = training_weights(d["dev_ids"], targets, d["rule_labels"], human, taxonomy, importance=weights,
                           human_weight=args.human_weight, correct_rules=args.correct_rules)
-    epochs = {"logreg": args.epochs_logreg, "mlp": args.epochs_mlp}
+    epochs = ({"logreg": args.epochs_logreg, "mlp": args.epochs_mlp} if init is None
+              else dict.fromkeys(args.members, args.fine_tune))
     weighting = (LabelWeighting() if args.unlabelled_weight is None
                  else LabelWeighting(pu_correction=True, unlabelled_weight=args.unlabelled_weight))
     t0 = time.perf_counter()
     clf = train_ensemble(d["dev"], [targets[pid] for pid in d["dev_ids"]], taxonomy, config=d["config"],
                          members=args.members, folds=args.folds, epochs=epochs, sample_weight=sw, seed=seed,
-                         weighting=weighting, tune_on=args.tune_on)
+                         weighting=weighting, tune_on=args.tune_on, init=init)
     seconds = time.perf_counter() - t0
     pool_rows = [j for j, pid in enumerate(d["dev_ids"]) if pid not in human]
     records = [d["dev"][j] for j in pool_rows] + d["test"]
@@ -193,7 +201,7 @@ def train_and_score(args: argparse.Namespace, human: dict[str, ProductLabels], w
     f1 = evaluate(d["y_test"], clf.thresholds.decide(probs[n_pool:]), taxonomy)["micro_f1"]
     pool = Pool(np.clip(probs[:n_pool], 0, 1), np.asarray(clf.thresholds.thresholds_, dtype=np.float64),
                 members=np.clip(members[:, :n_pool], 0, 1), texts=[d["dev"][j].title for j in pool_rows])
-    return float(f1), pool, seconds, pool_rows
+    return float(f1), pool, seconds, pool_rows, clf
 
 
 def human_label(d: dict[str, Any], pid: str) -> ProductLabels:
@@ -203,7 +211,7 @@ def human_label(d: dict[str, Any], pid: str) -> ProductLabels:
 
 def start_task(job: tuple[argparse.Namespace, int]) -> dict[str, Any]:
     args, seed = job
-    f1, pool, seconds, rows = train_and_score(args, {}, None, seed)
+    f1, pool, seconds, rows, _ = train_and_score(args, {}, None, seed)
     log(f"seed {seed}: start model (rule labels) test micro-F1 {f1:.4f} ({seconds:.0f}s)")
     return {"seed": seed, "f1": f1, "pool": pool, "rows": rows, "seconds": seconds}
 
@@ -211,7 +219,7 @@ def start_task(job: tuple[argparse.Namespace, int]) -> dict[str, Any]:
 def ceiling_task(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The same model on the TRUE labels of every dev product: what labelling the whole pool would reach."""
     d = data(args)
-    f1, _, seconds, _ = train_and_score(args, {pid: human_label(d, pid) for pid in d["dev_ids"]}, None, seed)
+    f1, _, seconds, _, _ = train_and_score(args, {pid: human_label(d, pid) for pid in d["dev_ids"]}, None, seed)
     log(f"seed {seed}: ceiling (all {len(d['dev_ids'])} dev products truly labelled) test micro-F1 {f1:.4f} "
         f"({seconds:.0f}s)")
     return {"seed": seed, "strategy": CEILING, "f1": [f1], "labels": [len(d["dev_ids"])], "seconds": [seconds]}
@@ -229,6 +237,7 @@ def strategy_task(job: tuple[argparse.Namespace, int, str, dict[str, Any]]) -> d
     asked_with: dict[str, float] = {}  # stream: the p each product was asked with, as the label store keeps it
     pool, rows = start["pool"], start["rows"]
     curve, labels, secs = [start["f1"]], [0], []
+    previous: Classifier | None = None  # the last round's model, fine-tuned next round with --fine-tune
     for rnd in range(1, args.rounds + 1):
         sel = strategy.select(pool, args.batch, rng)
         for k, (j, w) in enumerate(zip(sel.indices, sel.weights)):
@@ -240,11 +249,13 @@ def strategy_task(job: tuple[argparse.Namespace, int, str, dict[str, Any]]) -> d
                 asked_with[pid] = float(sel.p[k])
         if asked_with:  # as the retrain service does: self-normalised 1/p over every label so far
             weights = importance_weights(asked_with)
-        f1, pool, seconds, rows = train_and_score(args, human, weights, seed)
+        init = previous if args.fine_tune is not None else None
+        f1, pool, seconds, rows, previous = train_and_score(args, human, weights, seed, init)
         curve.append(f1)
         labels.append(len(human))
         secs.append(seconds)
-        log(f"seed {seed} {name:12s} round {rnd:2d}: {len(human):4d} labels, F1 {f1:.4f} ({seconds:.0f}s)")
+        log(f"seed {seed} {name:12s} round {rnd:2d}: {len(human):4d} labels, F1 {f1:.4f} ({seconds:.0f}s"
+            f"{', fine-tuned' if init is not None else ''})")
     return {"seed": seed, "strategy": name, "f1": curve, "labels": labels, "seconds": secs}
 
 
@@ -281,6 +292,9 @@ def main() -> None:
     parser.add_argument("--epochs-logreg", type=int, default=6)
     parser.add_argument("--epochs-mlp", type=int, default=3)
     parser.add_argument("--min-support", type=int, default=10)
+    parser.add_argument("--fine-tune", type=int, default=None, metavar="EPOCHS",
+                        help="round 1 trains from scratch, every later round fine-tunes the previous round's model "
+                             "for EPOCHS epochs per member (default: every round from scratch)")
     parser.add_argument("--title-tokens", type=int, default=None,
                         help="title TF-IDF vocabulary (default: features.yaml's); smaller trains faster")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
@@ -292,6 +306,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.members = [m for m in args.members.split(",") if m]
+    if args.fine_tune is not None and args.fine_tune < 1:
+        parser.error(f"--fine-tune expects EPOCHS >= 1, received {args.fine_tune}")
     names = [s for s in args.strategies.split(",") if s]
     unknown = sorted(set(names) - set(STRATEGIES))
     if unknown:

@@ -148,8 +148,11 @@ def report(args, info, starts, runs, elapsed: float, complete: bool, per_train: 
          f"{args.epochs_logreg} / mlp {args.epochs_mlp}, combiner=stacked, beta=0.5, tune_on={args.tune_on!r}, "
          f"weighting={'PU, unlabelled weight ' + str(args.unlabelled_weight) if args.unlabelled_weight is not None else 'class balancing only'})`, "
          f"title TF-IDF vocabulary {args.title_tokens or 'of features.yaml (8,000)'}; "
-         f"human-labelled rows weighted x{args.human_weight:g}; retrained from scratch on "
-         f"all {info['n_dev']} dev products every round; mean training time "
+         f"human-labelled rows weighted x{args.human_weight:g}; "
+         + (f"round 1 trained from scratch, every later round fine-tuned from the previous round's model for "
+            f"{args.fine_tune} epoch(s) per member, on " if getattr(args, "fine_tune", None) is not None
+            else "retrained from scratch on ")
+         + f"all {info['n_dev']} dev products every round; mean training time "
          f"{np.mean(per_train) if per_train else float('nan'):.0f}s.",
          f"- Loop: {args.rounds} rounds x batch {args.batch} = {args.rounds * args.batch} human labels per strategy; "
          f"seeds {list(range(args.seeds))} (seed = training seed + selection RNG). Human label = the true path "
@@ -207,5 +210,11 @@ def report(args, info, starts, runs, elapsed: float, complete: bool, per_train: 
           " | ".join(str(k) for k in range(args.rounds + 1)) + " |", "|---" * (args.rounds + 3) + "|"]
     for r in sorted(curves, key=lambda r: (STRATEGIES.index(r["strategy"]), r["seed"])):
         L.append(f"| {r['strategy']} | {r['seed']} | " + " | ".join(f"{x:.4f}" for x in r["f1"]) + " |")
+    L += ["", "Training seconds by round (round 0: the start model):", "", "| strategy | seed | " +
+          " | ".join(str(k) for k in range(args.rounds + 1)) + " |", "|---" * (args.rounds + 3) + "|"]
+    start_seconds = {s["seed"]: s["seconds"] for s in starts}
+    for r in sorted(curves, key=lambda r: (STRATEGIES.index(r["strategy"]), r["seed"])):
+        L.append(f"| {r['strategy']} | {r['seed']} | {start_seconds.get(r['seed'], float('nan')):.0f} | "
+                 + " | ".join(f"{x:.0f}" for x in r["seconds"]) + " |")
     L += ["", f"![F1 vs human labels]({png_name(args)})", "", "## Discussion", "", "DISCUSSION_PLACEHOLDER", ""]
     return "\n".join(L)

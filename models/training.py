@@ -14,6 +14,19 @@
 
 Metrics of the validation part (OOF members -> combiner -> thresholds) are kept in
 ``classifier.metrics`` under ``validation``.
+
+**Fine-tuning** (``train_ensemble(..., init=previous, epochs=...)``): the same steps, except that
+step 1 reuses ``previous``'s fitted featuriser (same vocabulary, so every member's input shapes
+match; tokens first seen since ``previous`` was trained are out of vocabulary) and every member,
+its out-of-fold copies and its final refit, starts from ``previous``'s member weights
+(:meth:`models.members.base.Member.fit` ``warm_start_from``) for the given, usually smaller,
+number of epochs. The combiner and thresholds are refitted as usual. The price: ``previous`` has
+seen (almost) every row the out-of-fold copies then predict, so their probabilities are no
+longer out-of-fold but optimistic, and the combiner and thresholds are fitted to members that
+look more certain than they are on new products (thresholds a little too low, the validation
+metrics in ``classifier.metrics`` too good). That is a measured trade-off, not a hidden one
+(``benchmarks/results/fine_tune.md``: F1 and minutes against retraining from scratch); retrain
+from scratch now and then, and after a taxonomy change, which fine-tuning refuses.
 """
 
 from __future__ import annotations
@@ -95,6 +108,26 @@ def _entry_weights(y: np.ndarray, taxonomy: Taxonomy, weighting: LabelWeighting,
     return weights.class_weight_vector, entry
 
 
+def _check_init(init: Classifier, taxonomy: Taxonomy, config: FeatureConfig | None) -> None:
+    """Refuse to fine-tune ``init`` for another taxonomy or another feature config (ConfigError)."""
+    expected, received = tuple(init.taxonomy.ids), tuple(taxonomy.ids)
+    if expected != received:
+        missing = [c for c in expected if c not in set(received)]
+        added = [c for c in received if c not in set(expected)]
+        where = next((i for i, (a, b) in enumerate(zip(expected, received)) if a != b), min(len(expected),
+                                                                                           len(received)))
+        raise ConfigError(
+            f"Expected the taxonomy of the classifier being fine-tuned ({init.version}): {len(expected)} category "
+            f"ids in its order. Received: {len(received)} ids, first difference at position {where}; missing "
+            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}, new {added[:5]}{' ...' if len(added) > 5 else ''}. "
+            "Fine-tuning keeps each output column's weights, so the categories must be the same ids in the same "
+            "order: train from scratch (init=None) after a taxonomy change")
+    if config is not None and config != init.featuriser.config:
+        raise ConfigError(f"Expected config=None or the feature config of the classifier being fine-tuned "
+                          f"({init.version}). Received: a different FeatureConfig; fine-tuning reuses its "
+                          "featuriser: pass config=None, or train from scratch (init=None) with the new config")
+
+
 def train_ensemble(
     records: Sequence[ProductRecord],
     label_sets: Sequence[Iterable[str]],
@@ -117,6 +150,7 @@ def train_ensemble(
     tune_on: Literal["all", "labelled"] = "all",
     keep_oof: bool = False,
     on_progress: Progress | None = None,
+    init: Classifier | None = None,
 ) -> Classifier:
     """Train a :class:`Classifier` on ``records`` labelled with ``label_sets`` (category ids of ``taxonomy``).
 
@@ -131,6 +165,11 @@ def train_ensemble(
     one positive label: with positive-only rule labels a product no rule fired on is not a
     negative, and counting it as one pushes every threshold up. ``keep_oof``
     keeps the out-of-fold probabilities on ``classifier.oof_`` (for benchmarks; not saved).
+    ``init``: fine-tune this classifier instead of training from scratch (see the module's
+    docstring: its featuriser is reused, its members' weights are the starting point, ``epochs``
+    counts the fine-tuning epochs); its taxonomy must be ``taxonomy`` (same ids, same order),
+    every member of ``members`` must be one of its members, and ``config``, when given, its
+    featuriser's config; else :class:`~models.errors.ConfigError`.
     """
     started = time.perf_counter()
     records = list(records)
@@ -141,6 +180,9 @@ def train_ensemble(
         raise ConfigError(f"Expected 2 <= folds <= number of records ({n}). Received: folds={folds}")
     if not 0.0 < validation_share < 1.0:
         raise ConfigError(f"Expected 0 < validation_share < 1. Received: validation_share={validation_share}")
+    if init is not None:
+        _check_init(init, taxonomy, config)
+        config = init.featuriser.config
     config = config if config is not None else FeatureConfig.default()
     names = list(dict.fromkeys(members))
     has_dense = any(spec.kind == "dense" for spec in config.fields.values())
@@ -151,6 +193,11 @@ def train_ensemble(
     unknown = [m for m in names if m not in MEMBERS]
     if unknown or not names:
         raise ConfigError(f"Expected member names from {sorted(MEMBERS)}. Received: {list(members)}")
+    if init is not None and not set(names) <= set(init.members):
+        raise ConfigError(f"Expected members that the classifier being fine-tuned ({init.version}) has: "
+                          f"{list(init.members)}. Received: {names}; fine-tune with those members, or train from "
+                          "scratch (init=None) to add one")
+    start_from = dict(init.members) if init is not None else {}
     if isinstance(epochs, dict):
         per_member_epochs = {**DEFAULT_EPOCHS, **epochs}
     elif epochs is not None:
@@ -168,7 +215,7 @@ def train_ensemble(
     step = 0
     report("featurising", step, steps)
     y = label_matrix([set(s) for s in label_sets], taxonomy)
-    featuriser = Featuriser(config).fit(records)
+    featuriser = init.featuriser if init is not None else Featuriser(config).fit(records)
     x = featuriser.transform(records, image_vectors if has_dense else None)
     class_weights, entry_weights = _entry_weights(y, taxonomy, weighting, sample_weight)
 
@@ -185,7 +232,8 @@ def train_ensemble(
             nonlocal step
             member = create_member(name, featuriser, **params_of(name))
             member.fit(rows(train_idx), y[train_idx], class_weight_vector=class_weights,
-                       sample_weight=None if entry_weights is None else entry_weights[train_idx])
+                       sample_weight=None if entry_weights is None else entry_weights[train_idx],
+                       warm_start_from=start_from.get(name))
             step += 1
             report(f"{name}: out-of-fold", step, steps)
             return member.predict_proba(rows(val_idx))
@@ -221,7 +269,8 @@ def train_ensemble(
     fitted = {}
     for name in names:
         member = create_member(name, featuriser, **params_of(name))
-        member.fit(x, y, class_weight_vector=class_weights, sample_weight=entry_weights)
+        member.fit(x, y, class_weight_vector=class_weights, sample_weight=entry_weights,
+                   warm_start_from=start_from.get(name))
         fitted[name] = member
         step += 1
         report(f"{name}: refit on all rows", step, steps)
@@ -231,6 +280,7 @@ def train_ensemble(
         "folds": folds, "epochs": {m: per_member_epochs.get(m, 5) for m in names},
         "weighting": weighting.get_config(), "importance_weights": sample_weight is not None,
         "validation_share": validation_share, "tune_on": tune_on, "seed": seed,
+        "fine_tuned_from": init.version if init is not None else None,
         "seconds": round(time.perf_counter() - started, 1),
         "label_positives": int(y.sum()), "labelled_share": float((y.sum(axis=1) > 0).mean()),
     }

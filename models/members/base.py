@@ -34,12 +34,15 @@ class Member(ABC):
 
     @abstractmethod
     def fit(self, features: dict[str, np.ndarray], y: np.ndarray, *, sample_weight: np.ndarray | None = None,
-            class_weight_vector: np.ndarray | None = None, validation: Validation | None = None) -> Member:
-        """Train from scratch; returns ``self``.
+            class_weight_vector: np.ndarray | None = None, validation: Validation | None = None,
+            warm_start_from: Member | None = None) -> Member:
+        """Train from scratch, or from ``warm_start_from``'s weights (fine-tuning); returns ``self``.
 
         ``sample_weight`` is (n,) per row or (n, C) per entry (the PU weights of
         :class:`models.labels.LabelWeighting`); ``class_weight_vector`` (C,) weighs each class's
         positive entries (class imbalance); ``validation`` enables early stopping.
+        ``warm_start_from``: a fitted member of the same kind, inputs and number of classes whose
+        weights the new network starts from instead of fresh ones; it is not modified.
         """
 
     @abstractmethod

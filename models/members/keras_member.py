@@ -4,6 +4,9 @@ Training: Adam, binary cross-entropy per (row, class) entry averaged over rows a
 with each entry weighted by ``sample_weight`` (per row or per entry) times the class's positive
 weight when the entry is a positive; early stopping on the validation loss restores the best
 epoch; seeds are set from ``seed`` before the network is built, so a fit is repeatable.
+Fine-tuning (``fit(..., warm_start_from=previous)``) builds the network the same way, then copies
+the previous member's weights into it before compiling: the optimiser (Adam) starts fresh, the
+prior bias below is not applied (the previous output bias is kept), and ``epochs`` epochs follow.
 
 With ``prior_bias`` the output bias starts at each class's (weighted) log-odds in the training
 labels, not at 0: with ~200 sigmoid outputs that are mostly rare, a zero bias starts every output
@@ -182,7 +185,8 @@ class KerasMember(Member):
         return y
 
     def fit(self, features: dict[str, np.ndarray], y: np.ndarray, *, sample_weight: np.ndarray | None = None,
-            class_weight_vector: np.ndarray | None = None, validation: Validation | None = None) -> KerasMember:
+            class_weight_vector: np.ndarray | None = None, validation: Validation | None = None,
+            warm_start_from: Member | None = None) -> KerasMember:
         x, n = self._select(features)
         y = self._labels(y, n)
         weights = entry_weights(y, sample_weight, class_weight_vector)
@@ -203,7 +207,9 @@ class KerasMember(Member):
                 validation_data = (self._rows(vx, v_rows), v_y[v_rows], vw[v_rows])
         keras.utils.set_random_seed(self.seed)  # initial weights, dropout and shuffling repeat
         model, encoder = self._build(y.shape[1])
-        if self.prior_bias:
+        if warm_start_from is not None:  # fine-tuning: the previous weights (output bias included), a fresh Adam
+            model.set_weights(self._warm_weights(warm_start_from, model, y.shape[1]))
+        elif self.prior_bias:
             model.get_layer(self.bias_layer).bias.assign(prior_logits(y[rows], weights[rows]))
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=EntryBCE())
         callbacks = []
@@ -217,6 +223,30 @@ class KerasMember(Member):
         self._calls = {}
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         return self
+
+    def _warm_weights(self, source: Member, model: keras.Model, n_classes: int) -> list[np.ndarray]:
+        """``source``'s weights, checked to fit ``model`` (the network :meth:`fit` just built)."""
+        if not isinstance(source, KerasMember) or source.name != self.name:
+            raise ConfigError(f"member {self.name!r} can start only from a fitted {self.name!r} member; received "
+                              f"{type(source).__name__} {getattr(source, 'name', '?')!r}; pass the previous "
+                              f"classifier's members[{self.name!r}]")
+        if source._model is None:
+            raise NotFittedError(f"member {self.name!r}: the member to start from is not fitted; pass a fitted "
+                                 "(or loaded) member, or warm_start_from=None to train from scratch")
+        if source.n_classes_ != n_classes or source.inputs != self.inputs:
+            raise DataError(f"member {self.name!r}: expected a member to start from with {n_classes} classes and "
+                            f"inputs {sorted(self.inputs)} of widths {[s.width for s in self.inputs.values()]}; "
+                            f"received {source.n_classes_} classes and inputs {sorted(source.inputs)} of widths "
+                            f"{[s.width for s in source.inputs.values()]}; fine-tune with the previous model's "
+                            "featuriser and taxonomy, or train from scratch")
+        weights = source._model.get_weights()
+        expected = [tuple(w.shape) for w in model.get_weights()]
+        received = [tuple(w.shape) for w in weights]
+        if expected != received:
+            raise DataError(f"member {self.name!r}: expected weights of shapes {expected}, received {received}; the "
+                            "member's hyper-parameters differ from the previous model's: use the same ones, or "
+                            "train from scratch")
+        return [np.array(w) for w in weights]
 
     def _run(self, model: keras.Model | None, features: dict[str, np.ndarray]) -> np.ndarray:
         if model is None:
