@@ -24,6 +24,17 @@ validated on another catalogue. The same products give the similarity -> agreeme
 each candidate pair. The threshold is shared by all categories, so it transfers to the categories
 no rule labels.
 
+**When calibration finds no threshold.** Masking fails where a category's own words are a title's
+only telling words (BigBasket: "Fresho Onion 1 kg" masked is "Fresho kg", which no category
+resembles; its masked agreement peaks at 0.13) and where the rules leave almost nothing to judge
+(Myntra). The matcher then falls back to :data:`FALLBACK_THRESHOLD` (Flipkart's calibrated value)
+and :attr:`SemanticMatcher.calibrated_` is False: nothing shows that it beats the rules where they
+fire, so ``models.weak_labels`` uses its matches only on products no rule labels. Measured on the
+training products (weak labels vs truth, micro-F1): BigBasket 0.364 without the matcher -> 0.423,
+Myntra photos 0.911 -> 0.921; matching every product at 0.35 instead gives 0.478 and 0.874 (it
+helps where the rules are weak and hurts where they are strong, and nothing without the truth
+tells which is which).
+
 **Category descriptions** live in the taxonomy JSON (``prodcat.taxonomy/1``) as optional keys of a
 node; older files without them read as before (:meth:`Taxonomy.from_json` ignores extra keys)::
 
@@ -59,6 +70,7 @@ from prodcat.taxonomy import Taxonomy
 __all__ = [
     "CategoryDescription",
     "SemanticMatcher",
+    "FALLBACK_THRESHOLD",
     "SupportsEmbed",
     "calibrate_threshold",
     "category_texts",
@@ -68,6 +80,7 @@ __all__ = [
 ]
 
 _FORMAT = "prodcat.semantic/1"
+FALLBACK_THRESHOLD = 0.35  # when calibration finds none (module docstring)
 _WORD = re.compile(r"[^\W\d_]+")
 ProductField = str  # a ProductRecord text field: title, brand, category, description
 
@@ -198,6 +211,8 @@ class SemanticMatcher:
     labels at ``target_precision``. ``fields``: the product fields embedded. ``min_matches``: the
     fewest rule-labelled products above a calibrated threshold. ``mask_rule_words``: calibrate on
     the texts without their rule categories' words (module docstring); off, on the texts as they are.
+    ``calibrated_`` is False after a fit whose calibration found no threshold (the threshold is then
+    :data:`FALLBACK_THRESHOLD`).
     """
 
     def __init__(self, encoder: SupportsEmbed, *, threshold: float | None = None, target_precision: float = 0.6,
@@ -222,6 +237,7 @@ class SemanticMatcher:
         self.category_vectors_: np.ndarray | None = None
         self.text_columns_: np.ndarray | None = None
         self.threshold_: float | None = None
+        self.calibrated_ = True
         self.calibration_: dict[str, Any] = {}
         self._curve: IsotonicRegression | None = None
 
@@ -240,7 +256,7 @@ class SemanticMatcher:
         texts, columns = category_texts(taxonomy, descriptions)
         self.taxonomy_, self.text_columns_ = taxonomy, columns
         self.category_vectors_ = self._embed(texts)
-        self.calibration_, self._curve = {}, None
+        self.calibration_, self._curve, self.calibrated_ = {}, None, True
         if records is None or rule_labels is None:
             if self.threshold is None:
                 raise ConfigError("Expected records and rule_labels to calibrate the threshold, or a fixed "
@@ -275,15 +291,17 @@ class SemanticMatcher:
         hits, pairs = confirmed.astype(np.int64), np.ones(len(best), dtype=np.int64)
         threshold = calibrate_threshold(sim[keep], hits[keep], pairs[keep], self.target_precision,
                                         min_matches=self.min_matches)
-        self.threshold_ = float(self.threshold) if self.threshold is not None else threshold
+        self.calibrated_ = self.threshold is not None or bool(np.isfinite(threshold))
+        self.threshold_ = float(self.threshold if self.threshold is not None
+                                else threshold if self.calibrated_ else FALLBACK_THRESHOLD)
         if keep.sum() >= 2:
             self._curve = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
             self._curve.fit(sim[keep], hits[keep] / pairs[keep], sample_weight=pairs[keep])
         above = keep & (sim >= self.threshold_)
         self.calibration_ = {
             "products": int(keep.sum()), "covered_categories": int(covered.sum()),
-            "threshold": self.threshold_, "target_precision": self.target_precision,
-            "matched_share": float(above.sum() / max(keep.sum(), 1)),
+            "threshold": self.threshold_, "calibrated": self.calibrated_,
+            "target_precision": self.target_precision, "matched_share": float(above.sum() / max(keep.sum(), 1)),
             "precision_vs_rules": float(hits[above].sum() / max(pairs[above].sum(), 1)),
         }
 
@@ -373,6 +391,7 @@ class SemanticMatcher:
         matcher.text_columns_ = arrays["text_columns"]
         matcher.threshold_ = float(meta["threshold"])
         matcher.calibration_ = meta["calibration"]
+        matcher.calibrated_ = bool(matcher.calibration_.get("calibrated", True))  # older files: a threshold was found
         if len(arrays["curve_x"]):
             curve = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
             # the fitted curve is piecewise linear through these points: refitting on them restores it

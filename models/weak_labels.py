@@ -112,6 +112,8 @@ def weak_labels(records: Sequence[ProductRecord], ruleset: RuleSet, taxonomy: Ta
         rule_y = label_matrix([m.labels for m in matches], taxonomy)
         similarity = matcher.fit(taxonomy, records=records, rule_labels=rule_y).similarity(records)
         matched = matcher.decide(similarity)
+        if not matcher.calibrated_:  # no evidence it beats the rules where they fire (models.semantic)
+            matched[rule_y.any(axis=1)] = False
     sources = weak_label_sources(matches, ruleset, taxonomy, matched)
     model = LabelModel(prior_strength=prior_strength).fit(sources, (len(records), len(taxonomy)))
     proba = ancestor_consistent(model.predict_proba(), taxonomy)

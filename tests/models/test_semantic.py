@@ -15,6 +15,7 @@ import pytest
 
 from models.errors import ConfigError, DataError, NotFittedError
 from models.semantic import (
+    FALLBACK_THRESHOLD,
     CategoryDescription,
     SemanticMatcher,
     calibrate_threshold,
@@ -132,6 +133,22 @@ def test_calibration_masks_the_words_the_rules_read(taxonomy: Taxonomy) -> None:
     matcher = SemanticMatcher(WordsEncoder(), target_precision=0.9).fit(taxonomy, records=records, rule_labels=rules,
                                                                         descriptions=described)
     assert matcher.calibration_["products"] == 60 and matcher.threshold_ == pytest.approx(1.0)
+
+
+def test_a_calibration_that_finds_no_threshold_falls_back_and_says_so(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    records = _records(["sports shoes"] * 60 + ["cookware pan"] * 60)
+    rules = np.zeros((len(records), len(taxonomy)), dtype=bool)
+    rules[:, [_col(taxonomy, "Toys"), _col(taxonomy, "Toys", "Scaled Models")]] = True  # every match disagrees
+    matcher = SemanticMatcher(WordsEncoder(), mask_rule_words=False).fit(taxonomy, records=records, rule_labels=rules)
+    assert not matcher.calibrated_ and matcher.calibration_["calibrated"] is False
+    assert matcher.threshold_ == FALLBACK_THRESHOLD and matcher.predict(records[:1])[0, _col(taxonomy, "Footwear")]
+    matcher.save(tmp_path / "m")
+    assert not SemanticMatcher.load(tmp_path / "m", WordsEncoder()).calibrated_
+    good = np.zeros_like(rules)
+    good[:60, [_col(taxonomy, "Footwear"), _col(taxonomy, "Footwear", "Sports Shoes")]] = True
+    good[60:, [_col(taxonomy, "Kitchen"), _col(taxonomy, "Kitchen", "Cookware")]] = True
+    matcher.fit(taxonomy, records=records, rule_labels=good)  # a refit that calibrates is trusted again
+    assert matcher.calibrated_ and matcher.threshold_ != FALLBACK_THRESHOLD
 
 
 def test_calibrate_threshold() -> None:

@@ -66,3 +66,18 @@ def test_without_a_matcher_the_label_model_weighs_the_rules_alone() -> None:
     closed = [TAXONOMY.close(s) for s in weak.label_sets]
     assert closed == weak.label_sets  # ancestors included
     assert np.allclose(weak.proba[90:], weak.proba[90])  # no vote on these: all at the prior
+
+
+def test_an_uncalibrated_matcher_labels_only_what_no_rule_labels() -> None:
+    records = [ProductRecord(id=str(i), title=t) for i, t in enumerate(TITLES)]
+    ruleset = RuleSet.from_yaml(yaml.safe_dump(RULES), TAXONOMY)
+    models = TAXONOMY.index(TAXONOMY.find(["Toys", "Scaled Models"]))
+    # masked, the rule-labelled titles keep no category word: no threshold agrees with the rules at 0.9
+    uncalibrated = SemanticMatcher(WordsEncoder(), target_precision=0.9)
+    weak = weak_labels(records, ruleset, TAXONOMY, matcher=uncalibrated)
+    assert not uncalibrated.calibrated_ and weak.matched is not None
+    assert not weak.matched[:90].any()  # the rules fire there: the matcher stays out
+    assert weak.matched[90:120, models].all()  # no rule fires on the model cars: the matcher labels them
+
+    fixed = weak_labels(records, ruleset, TAXONOMY, matcher=SemanticMatcher(WordsEncoder(), threshold=0.35))
+    assert fixed.matched is not None and fixed.matched[:30].any()  # a threshold the user set is trusted everywhere
