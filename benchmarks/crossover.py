@@ -2,7 +2,7 @@
 to match the model trained with no human label (BoxWRENCH's measure of weak supervision).
 
     .venv/bin/python benchmarks/crossover.py [--dataset flipkart|myntra-images|bigbasket] [--depth 4]
-        [--min-support 30] [--datasets ../shared/datasets] [--members logreg]
+        [--min-support 30] [--limit N] [--datasets ../shared/datasets] [--members logreg]
         [--sizes 50,100,200,400,800,1600,3200,6400] [--seeds 3]
 
 Protocol (the models report's, benchmarks/protocol.py): the dataset (default Flipkart 20k),
@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.protocol import DATASETS, split_and_taxonomy  # noqa: E402
+from benchmarks.protocol import DATASETS, split_and_taxonomy, subsample  # noqa: E402
 from embedder.backends.minilm import MiniLMEncoder  # noqa: E402
 from models.labels import label_matrix, labels_from_paths  # noqa: E402
 from models.metrics import evaluate  # noqa: E402
@@ -65,7 +65,7 @@ def crossing(sizes: list[int], f1: list[float], target: float) -> float | None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     path, preset = DATASETS[args.dataset]
-    records = [parse_record(raw) for raw in read_catalogue(args.datasets / path, preset)]
+    records = subsample([parse_record(raw) for raw in read_catalogue(args.datasets / path, preset)], args.limit)
     paths = [true_category_path(r) for r in records]
     bare = [r.model_copy(update={"category": None, "category_path": []}) for r in records]
     train_idx, test_idx, taxonomy, support = split_and_taxonomy(paths, depth=args.depth, min_support=args.min_support)
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             curves.setdefault(k, []).append(fit_and_score(rows, [truth[train_idx[j]] for j in rows], seed=seed))
             log(f"seed {seed}, {k} true labels: {curves[k][-1]:.4f}")
     mean = [float(np.mean(curves[k])) for k in args.sizes]
-    return {"dataset": args.dataset, "depth": args.depth, "min_support": args.min_support,
+    return {"dataset": args.dataset, "depth": args.depth, "min_support": args.min_support, "limit": args.limit,
             "members": args.members, "categories": len(taxonomy), "train": len(train), "test": len(test),
             "baselines": baselines, "sizes": args.sizes, "curves": {str(k): v for k, v in curves.items()},
             "mean": mean, "crossover": {name: crossing(args.sizes, mean, f1) for name, f1 in baselines.items()},
@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--min-support", type=int, default=30)
     parser.add_argument("--members", default="logreg")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="a fixed random sample of this many products (the models report's --limit)")
     parser.add_argument("--sizes", default="50,100,200,400,800,1600,3200,6400")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads for the encoder")

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.models_report import plot, report  # noqa: E402
 from benchmarks.no_human_labels import self_trained_variant, weak_variant  # noqa: E402
-from benchmarks.protocol import DATASETS, split_and_taxonomy  # noqa: E402
+from benchmarks.protocol import DATASETS, split_and_taxonomy, subsample  # noqa: E402
 from models.classifier import Classifier  # noqa: E402
 from models.config import FeatureConfig  # noqa: E402
 from models.ensemble import MeanEnsemble, StackedEnsemble, WeightedEnsemble  # noqa: E402
@@ -92,10 +92,7 @@ def load(dataset: str, args: argparse.Namespace) -> tuple[list, list[list[str]]]
     if not records:
         raise SystemExit(f"error: no usable product in {dataset}; a catalogue without a header or with its own "
                          "column names needs --columns/--mapping (and --no-header)")
-    limit = args.limit
-    if limit:
-        keep = np.sort(np.random.default_rng(1).permutation(len(records))[:limit])
-        records = [records[i] for i in keep]
+    records = subsample(records, args.limit)
     return records, [true_category_path(r) for r in records]
 
 

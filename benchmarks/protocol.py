@@ -7,6 +7,7 @@ training products only, so the test products never shape the categories they are
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -18,6 +19,18 @@ DATASETS = {  # the report's name -> (file under ../shared/datasets, catalogue p
     "myntra-images": ("myntra/images.csv", "myntra-images"),  # the 10,000 products with a photo
     "bigbasket": ("bigbasket/products_27k.csv", "bigbasket"),
 }
+
+
+T = TypeVar("T")
+
+
+def subsample(records: Sequence[T], limit: int | None) -> list[T]:
+    """A fixed random ``limit`` of ``records`` in their order (all of them without a limit): every
+    benchmark that passes the same ``--limit`` sees the same products."""
+    if not limit or limit >= len(records):
+        return list(records)
+    keep = np.sort(np.random.default_rng(1).permutation(len(records))[:limit])
+    return [records[i] for i in keep]
 
 
 def split_and_taxonomy(paths: Sequence[Sequence[str]], *, depth: int, min_support: int,
