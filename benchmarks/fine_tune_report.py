@@ -14,50 +14,15 @@ discussion is added by hand.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-_START = re.compile(r"seed (\d+): start model .* test micro-F1 ([\d.]+) \((\d+)s\)")
-_ROUND = re.compile(r"seed (\d+) (\w+) +round +(\d+): +(\d+) labels, F1 ([\d.]+) \((\d+)s")
-
-
-def run_from_log(log: Path) -> dict[str, Any]:
-    """The run as ``.runs.json`` holds it, from the rounds a (possibly cut-short) simulation logged."""
-    start, rounds = None, []
-    for line in log.read_text().splitlines():
-        if (m := _START.search(line)) is not None:
-            start = m
-        elif (m := _ROUND.search(line)) is not None:
-            rounds.append(m)
-    if start is None or not rounds:
-        raise SystemExit(f"error: no start model or round lines in {log}; pass the stdout of "
-                         "benchmarks/active_learning.py")
-    return {"seed": int(start[1]), "strategy": rounds[0][2], "f1": [float(start[2])] + [float(m[5]) for m in rounds],
-            "labels": [0] + [int(m[4]) for m in rounds], "seconds": [float(m[6]) for m in rounds],
-            "start_seconds": float(start[3]), "from_log": True}
-
-
-def read_run(folder: Path, dataset: str, log: Path | None) -> tuple[dict[str, Any] | None, dict[str, Any], str]:
-    """(settings or None when read from a log, the one run, the command line) of a simulation's output folder."""
-    first = (folder / f"active_learning_{dataset}.md").read_text().splitlines()[2]
-    command = first.split("`")[1] if first.count("`") >= 2 else "?"
-    saved = folder / f"active_learning_{dataset}.runs.json"
-    if log is not None:
-        return None, run_from_log(log), command
-    if not saved.is_file():
-        raise SystemExit(f"error: {saved} not found; pass the --out folder of a benchmarks/active_learning.py run "
-                         "(or, for a run stopped early, its log)")
-    kept = json.loads(saved.read_text())
-    runs = [r for r in kept["runs"] if r["strategy"] != "ceiling"]
-    if len(runs) != 1:
-        raise SystemExit(f"error: expected one (seed, strategy) run in {saved}, found {len(runs)}")
-    return kept["settings"], runs[0], command
+from benchmarks.simulation_runs import read_run  # noqa: E402
 
 
 def table(scratch: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
