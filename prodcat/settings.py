@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # PU correction for rule labels: weight of the zeros of a product no rule fired on and nobody
     # labelled (0 = not evidence at all; 1 = every such product is a negative everywhere)
     retrain_unlabelled_weight: float = Field(0.0, ge=0, le=1)
+    # 0: every round trains from scratch; N: a round fine-tunes the promoted model N epochs per member
+    # (benchmarks/results/fine_tune.md: about a third of the time, 0.2-0.8 F1 points lower)
+    retrain_fine_tune_epochs: int = Field(0, ge=0)
 
     # --- images (fetched from untrusted feeds: private addresses and local files are refused) ---
     embed_images: bool = True

@@ -13,6 +13,7 @@ import numpy as np
 import redis
 from elasticsearch import AsyncElasticsearch, Elasticsearch, helpers
 
+from models.classifier import Classifier
 from models.labels import LabelWeighting
 from models.registry import ModelRegistry
 from models.training import train_ensemble
@@ -68,9 +69,13 @@ async def _gather(settings: Settings, taxonomy):
         await es.close()
 
 
-def default_trainer(settings: Settings, *, members: tuple[str, ...] = ("logreg", "mlp"), folds: int = 3) -> Trainer:
+def default_trainer(settings: Settings, *, members: tuple[str, ...] = ("logreg", "mlp"), folds: int = 3,
+                    current: Categoriser | None = None) -> Trainer:
     """How a round trains its candidate (:func:`models.training.train_ensemble` with the round's settings).
 
+    With ``settings.retrain_fine_tune_epochs`` > 0 and ``current`` a trained model of the round's
+    taxonomy, the candidate fine-tunes it (those epochs, the members both have); otherwise, and
+    always after the legacy rules, it trains from scratch.
     Public so that a caller can wrap it, e.g. to keep the ``sample_weight`` a round trained with
     (the 1/p importance weights times the rule trust, :func:`retrain.job.training_weights`), or
     to train a first model on rule labels alone (``sample_weight=None``) the same way.
@@ -80,10 +85,20 @@ def default_trainer(settings: Settings, *, members: tuple[str, ...] = ("logreg",
         # the models report's best setting for rule labels: unlabelled products weigh little or
         # nothing, and thresholds are tuned only on products that have a label
         weighting = LabelWeighting(pu_correction=True, unlabelled_weight=settings.retrain_unlabelled_weight)
-        return train_ensemble(records, label_sets, taxonomy, members=members, folds=folds, sample_weight=sample_weight,
-                              weighting=weighting, tune_on="labelled")
+        init = fine_tune_start(current, taxonomy, members) if settings.retrain_fine_tune_epochs else None
+        names = members if init is None else tuple(m for m in members if m in init.members)
+        epochs = None if init is None else settings.retrain_fine_tune_epochs
+        return train_ensemble(records, label_sets, taxonomy, members=names, folds=folds, sample_weight=sample_weight,
+                              weighting=weighting, tune_on="labelled", init=init, epochs=epochs)
 
     return train
+
+
+def fine_tune_start(current: Categoriser | None, taxonomy: Taxonomy, members: Sequence[str]) -> Classifier | None:
+    """``current`` when a candidate can fine-tune it: a trained model of ``taxonomy`` with one of ``members``."""
+    if isinstance(current, Classifier) and current.taxonomy == taxonomy and set(members) & set(current.members):
+        return current
+    return None
 
 
 def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), members: tuple[str, ...] = ("logreg", "mlp"),
@@ -98,7 +113,7 @@ def retrain_once(settings: Settings, *, policy: GatePolicy = GatePolicy(), membe
     try:
         current = current_categoriser(settings)
         records, rule_labels, human, importance, total_labels = asyncio.run(_gather(settings, current.taxonomy))
-        train = train or default_trainer(settings, members=members, folds=folds)
+        train = train or default_trainer(settings, members=members, folds=folds, current=current)
         report, candidate = run_round(records, rule_labels, human, current, policy=policy, train=train,
                                       importance=importance, human_weight=settings.labelling_human_weight,
                                       correct_rules=settings.labelling_correct_rules)

@@ -1,5 +1,5 @@
 """Fine-tuning: a member starts from the previous member's weights; train_ensemble(init=...) reuses the featuriser
-and refuses another taxonomy, feature config or member set."""
+and refuses another taxonomy, feature config or member set; the retrain service fine-tunes only when configured."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from models.featuriser import Featuriser
 from models.labels import labels_from_paths
 from models.members import create_member
 from models.training import train_ensemble
+from prodcat.settings import Settings
 from prodcat.taxonomy import Taxonomy
+from retrain.service import default_trainer, fine_tune_start
 from tests.models.conftest import Sample
 
 N = 300
@@ -100,3 +102,20 @@ def test_fine_tuning_refuses_another_config_or_a_new_member(small: Sample, previ
     with pytest.raises(ConfigError, match=r"Expected members .* \['logreg'\]. Received: \['logreg', 'mlp'\]"):
         train_ensemble(small.records, labels, small.taxonomy, members=("logreg", "mlp"), folds=2, epochs=1,
                        init=previous)
+
+
+def test_the_retrain_services_trainer_fine_tunes_the_promoted_model_only_when_told(
+        small: Sample, previous: Classifier) -> None:
+    labels = small.taxonomy.from_matrix(small.y)
+    told = Settings(retrain_fine_tune_epochs=1)
+    tuned = default_trainer(told, members=("logreg", "mlp"), folds=2, current=previous)(
+        small.records, labels, small.taxonomy, None)
+    assert isinstance(tuned, Classifier) and tuned.training["fine_tuned_from"] == previous.version
+    assert list(tuned.members) == ["logreg"] and tuned.training["epochs"] == {"logreg": 1}  # the members both have
+    scratch = default_trainer(Settings(), members=("logreg",), folds=2, current=previous)(
+        small.records, labels, small.taxonomy, None)
+    assert isinstance(scratch, Classifier) and scratch.training["fine_tuned_from"] is None  # the default
+    other = Taxonomy.from_paths([["Somewhere", "Else"]])
+    assert fine_tune_start(previous, other, ("logreg",)) is None  # a new taxonomy: from scratch
+    assert fine_tune_start(previous, small.taxonomy, ("mlp",)) is None  # no member to start from
+    assert fine_tune_start(None, small.taxonomy, ("logreg",)) is None  # the legacy rules: nothing to tune
