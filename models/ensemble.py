@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy.special import expit
 
 from models.errors import ConfigError, DataError, NotFittedError
 from models.signals import disagreement
@@ -123,8 +124,9 @@ def _logit(p: np.ndarray, clip: float) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """The logistic function via tanh: stable for any x, vectorised, keeps the dtype."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    """The logistic function, keeping the dtype. Not 0.5 * (1 + tanh(x / 2)): in float32 that is
+    exactly 0 below x = -17, and products tied at 0 cannot be ranked (uncertainty, thresholds)."""
+    return expit(x)
 
 
 def _log_loss(q: np.ndarray, y: np.ndarray, w: np.ndarray, clip: float) -> float:

@@ -107,6 +107,16 @@ def test_stacked_imputes_abstaining_members() -> None:
     assert stacked.predict_proba([p, np.full_like(p, np.nan)])[0, 0] == pytest.approx(16 / 17)
 
 
+def test_stacked_keeps_confident_negatives_ordered() -> None:
+    # slopes of 3 on two members put these near logits -40 to -60: float32 tanh gave all of them exactly 0
+    stacked = StackedEnsemble.from_dict({
+        "format": "prodcat.ensemble/1", "kind": "stacked", "config": StackedEnsemble().get_config(),
+        "n_members": 2, "n_categories": 1, "state": {"slopes": [3.0, 3.0], "intercept": 0.0, "biases": [0.0]}})
+    p = np.array([[1e-3], [1e-4], [1e-5]], dtype=np.float32)
+    q = stacked.predict_proba([p, p])[:, 0]
+    assert q.dtype == np.float32 and (q > 0).all() and q[0] > q[1] > q[2]
+
+
 @pytest.mark.parametrize("ensemble", [MeanEnsemble(), WeightedEnsemble(), StackedEnsemble()], ids=lambda e: e.kind)
 def test_round_trips_are_exact(ensemble, synthetic, tmp_path) -> None:
     members, y = synthetic
