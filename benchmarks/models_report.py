@@ -189,7 +189,10 @@ def label_sources(r: dict[str, Any]) -> list[str]:
     n = r["info"]["taxonomy"]["categories"]
     lines = [f"**Training labels without a human**, scored against the {r['info']['n_train']} training products' "
              f"true categories (the truth is read only here); {weak['n_sources']} label-model sources, matcher "
-             f"threshold {weak['matcher_threshold']:.3f}, {weak['seconds']:.0f} s:", "",
+             f"threshold {weak['matcher_threshold']:.3f}"
+             + ("" if weak.get("matcher_calibrated", True) else " (its calibration found no threshold at the target "
+                "precision: the fallback, and its matches count only on products no rule labels)")
+             + f", {weak['seconds']:.0f} s:", "",
              "| labels | P | R | F1 | pairs | categories with a label |", "|---|---|---|---|---|---|"]
     for name, m in rows.items():
         lines.append(f"| {name} | {m['micro_precision']:.3f} | {m['micro_recall']:.3f} | {m['micro_f1']:.3f} | "

@@ -60,7 +60,7 @@ def weak_variant(records: Sequence[ProductRecord], ruleset: RuleSet, taxonomy: T
     info = {"sources": sources, "seconds": round(seconds, 1), "n_sources": len(weak.sources),
             "seeded_categories": len(weak.seeded),
             "seeded_precision": float((seeded_pairs & (y_true[:, seeded] > 0.5)).sum() / max(1, seeded_pairs.sum())),
-            "matcher_threshold": matcher.threshold_}
+            "matcher_threshold": matcher.threshold_, "matcher_calibrated": matcher.calibrated_}
     log(f"weak labels in {seconds:.0f}s: {info}")
     return weak, info
 
