@@ -1,12 +1,13 @@
 """The human-label weight and the rule-trust correction in the active-learning loop: one table and
 one plot from several simulation runs that differ only in ``--human-weight`` and ``--correct-rules``.
 
-    .venv/bin/python benchmarks/human_weight_report.py FOLDER... [--seed 0] [--strategy stream]
+    .venv/bin/python benchmarks/human_weight_report.py FOLDER... [--seeds 0] [--strategy stream]
         [--dataset flipkart] [--out benchmarks/results/human_weight.md]
 
 Each FOLDER is the ``--out`` of a ``benchmarks/active_learning.py`` run; from a folder holding
-several runs (the main report's) the run of ``--seed`` and ``--strategy`` is taken. Their other
-settings must be equal. The discussion is added by hand.
+several runs (the main report's) the runs of ``--seeds`` and ``--strategy`` are taken, and with
+several seeds each column is their mean. Their other settings must be equal. The discussion is
+added by hand.
 """
 
 from __future__ import annotations
@@ -30,13 +31,35 @@ def label(settings: dict[str, Any]) -> str:
     return f"human x{settings['human_weight']:g}, {corrected}"
 
 
+def mean_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round-by-round mean of several seeds' runs (F1 and labels), as long as the shortest."""
+    n = min(len(run["f1"]) for run in runs)
+    return {"f1": [sum(run["f1"][k] for run in runs) / len(runs) for k in range(n)],
+            "labels": [round(sum(run["labels"][k] for run in runs) / len(runs)) for k in range(n)],
+            "per_seed": runs}
+
+
+def late_mean(f1: list[float]) -> float:
+    return sum(f1[LATE:]) / len(f1[LATE:])
+
+
+def per_seed_table(columns: list[tuple[str, dict[str, Any]]], seeds: list[int]) -> list[str]:
+    """Each seed's mean of the late rounds and final F1: whether an ordering holds seed by seed."""
+    lines = [f"| seed | {' | '.join(name for name, _ in columns)} |", "|---|" + "---|" * len(columns)]
+    for i, seed in enumerate(seeds):
+        lines.append(f"| {seed} | " + " | ".join(
+            f"{late_mean(run['per_seed'][i]['f1']):.4f} (final {run['per_seed'][i]['f1'][-1]:.4f})"
+            for _, run in columns) + " |")
+    return lines
+
+
 def table(columns: list[tuple[str, dict[str, Any]]]) -> list[str]:
     lines = ["| round | labels | " + " | ".join(name for name, _ in columns) + " |",
              "|---|---|" + "---|" * len(columns)]
     for k in range(min(len(run["f1"]) for _, run in columns)):
         lines.append(f"| {k} | {columns[0][1]['labels'][k]} | "
                      + " | ".join(f"{run['f1'][k]:.4f}" for _, run in columns) + " |")
-    late = [sum(run["f1"][LATE:]) / len(run["f1"][LATE:]) for _, run in columns]
+    late = [late_mean(run["f1"]) for _, run in columns]
     lines.append(f"| mean of rounds {LATE}-{len(columns[0][1]['f1']) - 1} | | "
                  + " | ".join(f"**{x:.4f}**" if x == max(late) else f"{x:.4f}" for x in late) + " |")
     return lines
@@ -64,29 +87,39 @@ def plot(columns: list[tuple[str, dict[str, Any]]], path: Path, title: str) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds; each column is their mean")
     parser.add_argument("--strategy", default="stream")
     parser.add_argument("--dataset", default="flipkart")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "human_weight.md")
     args = parser.parse_args()
-    read = [read_run(folder, args.dataset, seed=args.seed, strategy=args.strategy) for folder in args.folders]
-    first = read[0][0] or {}  # without a log, read_run always returns the run's settings
-    for folder, (settings, _, _) in zip(args.folders, read, strict=True):
-        settings = settings or {}
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds expects comma-separated integers such as 0,1,2; received {args.seeds!r}")
+    read = [[read_run(folder, args.dataset, seed=seed, strategy=args.strategy) for seed in seeds]
+            for folder in args.folders]
+    first = read[0][0][0] or {}  # without a log, read_run always returns the run's settings
+    for folder, per_seed in zip(args.folders, read, strict=True):
+        settings = per_seed[0][0] or {}
         differ = sorted(k for k in set(settings) | set(first)
                         if k not in VARIED and settings.get(k) != first.get(k))
         if differ:
             raise SystemExit(f"error: {folder} differs from {args.folders[0]} in more than {VARIED}: {differ}")
-    columns = [(label(settings or {}), run) for settings, run, _ in read]
-    title = f"{args.dataset}, seed {args.seed}, strategy {args.strategy}"
+    columns = [(label(per_seed[0][0] or {}), mean_run([run for _, run, _ in per_seed])) for per_seed in read]
+    commands = [per_seed[0][2] for per_seed in read]
+    title = (f"{args.dataset}, seed {seeds[0]}" if len(seeds) == 1 else
+             f"{args.dataset}, mean of seeds {', '.join(map(str, seeds))}") + f", strategy {args.strategy}"
     lines = [f"# The human-label weight and the rule-trust correction ({args.dataset})", "",
              f"Generated by `.venv/bin/python benchmarks/human_weight_report.py {' '.join(sys.argv[1:])}` from:", "",
-             *[f"- {name}: `{command}`" for (name, _), (_, _, command) in zip(columns, read, strict=True)], "",
+             *[f"- {name}: `{command}`" for (name, _), command in zip(columns, commands, strict=True)], "",
              f"{title}; micro-F1 on the fixed test split after each round of labels. \"human xW\": every human-"
              "labelled product weighs W in training; \"rules corrected\": each rule label weighs the trust the "
              "human labels show in that rule (`retrain.job.training_weights(correct_rules=True)`, the "
              "retrain service's default).", "",
-             *table(columns), "", f"![curves]({args.out.with_suffix('.png').name})", "",
+             *table(columns), "",
+             *([f"Per seed, mean of rounds {LATE}-{len(columns[0][1]['f1']) - 1} (final):", "", *per_seed_table(columns, seeds), ""] if len(seeds) > 1
+               else []),
+             f"![curves]({args.out.with_suffix('.png').name})", "",
              "## Discussion", "", "DISCUSSION_PLACEHOLDER", ""]
     plot(columns, args.out.with_suffix(".png"), title)
     args.out.write_text("\n".join(lines))
