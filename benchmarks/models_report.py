@@ -197,8 +197,10 @@ def label_sources(r: dict[str, Any]) -> list[str]:
     for name, m in rows.items():
         lines.append(f"| {name} | {m['micro_precision']:.3f} | {m['micro_recall']:.3f} | {m['micro_f1']:.3f} | "
                      f"{m['pairs']:,} | {m['categories_labelled']} of {n} |")
-    lines += ["", f"Seeded: {weak['seeded_categories']} categories no source labelled got their 5 most similar "
-              f"products; {weak['seeded_precision']:.0%} of those seed pairs are right.", ""]
+    seeded = (f"Seeded: {weak['seeded_categories']} categories no source labelled got their 5 most similar "
+              f"products; {weak['seeded_precision']:.0%} of those seed pairs are right." if weak["seeded_categories"]
+              else "Seeded: none; every category had a label from a source.")
+    lines += ["", seeded, ""]
     return lines
 
 
