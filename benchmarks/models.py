@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -283,7 +284,7 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
             f"(served {scores['served']['vs_truth']['micro_f1']:.3f}), train {train_s:.0f}s, "
             f"{scores['throughput_per_s']}/s")
     result["seconds"] = round(time.perf_counter() - started, 1)
-    result["command"] = "benchmarks/models.py " + " ".join(sys.argv[1:])
+    result["command"] = "benchmarks/models.py " + shlex.join(sys.argv[1:])
     result["commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                       text=True).stdout.strip() or "unknown"
     return result

@@ -150,7 +150,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                     f", goal +{points}: {'met' if s - rules_f1 >= points / 100 else 'NOT met'}")
             headline.append(f"- **{label}**: stacked micro-F1 vs truth **{s:.3f}** (rules {rules_f1:.3f}: "
                             f"{100 * (s - rules_f1):+.1f} points{goal}); best member {best[1][7:]} {best[0]:.3f} "
-                            f"(stacked {'>=' if s >= best[0] else '<'} best member); served {v['served']['vs_truth']['micro_f1']:.3f}; "
+                            f"(stacked {'>=' if s >= best[0] else '<'} best member, {100 * (s - best[0]):+.2f} points); served {v['served']['vs_truth']['micro_f1']:.3f}; "
                             f"train {v['train_seconds']:.0f}s; categorise_batch {v['throughput_per_s']:.0f} products/s"
                             + (f"; rules ∪ model {v['rules ∪ served']['vs_truth']['micro_f1']:.3f}"
                                if "rules ∪ served" in v else ""))
