@@ -45,7 +45,8 @@ def late_mean(f1: list[float]) -> float:
 
 def per_seed_table(columns: list[tuple[str, dict[str, Any]]], seeds: list[int]) -> list[str]:
     """Each seed's mean of the late rounds and final F1: whether an ordering holds seed by seed."""
-    lines = [f"| seed | {' | '.join(name for name, _ in columns)} |", "|---|" + "---|" * len(columns)]
+    lines = [f"Per seed, mean of rounds {LATE}-{len(columns[0][1]['f1']) - 1} (final):", "",
+             f"| seed | {' | '.join(name for name, _ in columns)} |", "|---|" + "---|" * len(columns)]
     for i, seed in enumerate(seeds):
         lines.append(f"| {seed} | " + " | ".join(
             f"{late_mean(run['per_seed'][i]['f1']):.4f} (final {run['per_seed'][i]['f1'][-1]:.4f})"
@@ -117,8 +118,7 @@ def main() -> None:
              "human labels show in that rule (`retrain.job.training_weights(correct_rules=True)`, the "
              "retrain service's default).", "",
              *table(columns), "",
-             *([f"Per seed, mean of rounds {LATE}-{len(columns[0][1]['f1']) - 1} (final):", "", *per_seed_table(columns, seeds), ""] if len(seeds) > 1
-               else []),
+             *([*per_seed_table(columns, seeds), ""] if len(seeds) > 1 else []),
              f"![curves]({args.out.with_suffix('.png').name})", "",
              "## Discussion", "", "DISCUSSION_PLACEHOLDER", ""]
     plot(columns, args.out.with_suffix(".png"), title)
